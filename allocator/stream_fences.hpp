@@ -1,0 +1,67 @@
+// Stream ordering for cached blocks. A block freed on stream S is reusable on S at once
+// (stream order protects it) but on another stream only once the work S had when the block
+// was freed has completed. Rather than record an event per free (a cudaEventRecord on every
+// free would dominate the fast path), each stream has one lazily recorded fence: blocks
+// freed before the fence was recorded are safe for any stream once it completes.
+// Blocks with record_stream users wait for one event per extra stream instead.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "allocator/block.hpp"
+#include "memento/backend.hpp"
+
+namespace memento::detail {
+
+class StreamFences {
+ public:
+  explicit StreamFences(Backend& backend) : backend_(backend) {}
+  ~StreamFences();
+  StreamFences(const StreamFences&) = delete;
+  StreamFences& operator=(const StreamFences&) = delete;
+
+  /// A block was freed on `stream`.
+  void note_free(Stream stream);
+  /// Streams that have had frees, in first-seen order.
+  [[nodiscard]] const std::vector<Stream>& streams_with_frees() const noexcept { return streams_; }
+  /// Blocks freed on `stream` with a free sequence number up to this are safe elsewhere.
+  [[nodiscard]] std::uint64_t safe_seq(Stream stream);
+  /// Records a fence on `stream` covering frees up to `seq`, unless one is in flight.
+  void request_fence(Stream stream, std::uint64_t seq);
+
+  /// Holds `block` until the work now submitted to each of `streams` has completed.
+  void add_pending(Block* block, const std::vector<Stream>& streams);
+  /// Pending blocks whose events have all completed; they are no longer tracked.
+  [[nodiscard]] std::vector<Block*> collect_completed();
+  /// Blocks until every stream's frees up to `seq` are safe and every pending block is
+  /// released; returns the released pending blocks.
+  [[nodiscard]] std::vector<Block*> wait_all(std::uint64_t seq);
+  /// Forgets pending blocks (allocator teardown).
+  void discard_pending() noexcept;
+
+ private:
+  struct Fence {
+    Event event{};
+    bool has_event = false;
+    bool in_flight = false;
+    bool seen = false;  // listed in streams_
+    std::uint64_t recorded_seq = 0;
+    std::uint64_t safe_seq = 0;
+  };
+  struct Pending {
+    Block* block = nullptr;
+    std::vector<Event> events;
+  };
+
+  Fence& fence(Stream stream);
+  Event take_event();
+
+  Backend& backend_;
+  std::vector<Fence> fences_;  // by stream id
+  std::vector<Stream> streams_;
+  std::vector<Pending> pending_;
+  std::vector<Event> spare_events_;
+};
+
+}  // namespace memento::detail

@@ -1,0 +1,101 @@
+// The device interface every layer above is written against. Three implementations:
+// host (real execution on CPU threads), sim (discrete-event model), cuda (cudart).
+#pragma once
+
+#include <compare>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "memento/kernel.hpp"
+
+namespace memento {
+
+enum class BackendKind { host, sim, cuda };
+
+/// Human-readable backend name: "host", "sim", "cuda".
+const char* to_string(BackendKind kind) noexcept;
+
+/// A stream: work submitted to one stream runs in submission order. Handle 0 is the
+/// backend's default (compute) stream.
+struct Stream {
+  std::uint32_t id = 0;
+  auto operator<=>(const Stream&) const = default;
+};
+
+/// An event: records a point in a stream; completes when the work before it has run.
+struct Event {
+  std::uint32_t id = 0;
+  auto operator<=>(const Event&) const = default;
+};
+
+enum class CopyKind { host_to_device, device_to_host, device_to_device, host_to_host };
+
+const char* to_string(CopyKind kind) noexcept;
+
+/// Static facts about the device behind a backend.
+struct DeviceInfo {
+  BackendKind kind = BackendKind::host;
+  std::string name;          ///< e.g. "host", "sim:h100-sxm", "cuda:0 (NVIDIA H200)"
+  std::size_t capacity = 0;  ///< device memory in bytes
+  int numa_node = -1;        ///< host NUMA node nearest the device, -1 if unknown
+};
+
+/// The device interface. All methods are thread-safe unless noted. Memory-returning calls
+/// return nullptr when the device is out of memory and throw BackendError on other failures.
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  [[nodiscard]] virtual const DeviceInfo& info() const noexcept = 0;
+
+  /// Device memory, in large segments; the caching allocator carves blocks out of them.
+  /// Returned memory is aligned to at least 512 bytes. nullptr when the device is full.
+  [[nodiscard]] virtual void* allocate_segment(std::size_t bytes) = 0;
+  virtual void free_segment(void* ptr, std::size_t bytes) noexcept = 0;
+  /// Bytes of device memory currently held in segments.
+  [[nodiscard]] virtual std::size_t segment_bytes() const noexcept = 0;
+
+  /// Page-locked host memory on the given NUMA node (-1: no preference). nullptr when the
+  /// host refuses. The sim backend hands out address space only.
+  [[nodiscard]] virtual void* allocate_pinned(std::size_t bytes, int numa_node) = 0;
+  virtual void free_pinned(void* ptr, std::size_t bytes) noexcept = 0;
+
+  [[nodiscard]] static constexpr Stream default_stream() noexcept { return Stream{0}; }
+  /// A new stream that lives as long as the backend.
+  [[nodiscard]] virtual Stream create_stream() = 0;
+  /// The native handle of a stream (cudaStream_t on cuda; an opaque pointer elsewhere).
+  [[nodiscard]] virtual void* native_handle(Stream stream) const = 0;
+  /// The stream behind a native handle; nullptr is the default stream. On cuda a foreign
+  /// cudaStream_t is adopted (not owned); elsewhere an unknown handle is an error.
+  [[nodiscard]] virtual Stream stream_from_native(void* handle) = 0;
+  /// Blocks the calling thread until all work submitted to `stream` has run.
+  virtual void synchronize(Stream stream) = 0;
+  /// Blocks until every stream is idle.
+  virtual void synchronize_all() = 0;
+
+  [[nodiscard]] virtual Event create_event() = 0;
+  virtual void destroy_event(Event event) noexcept = 0;
+  /// Captures the work submitted to `stream` so far; re-recording replaces the capture.
+  virtual void record(Event event, Stream stream) = 0;
+  /// Makes later work on `stream` wait until the event's current capture has completed.
+  virtual void wait(Stream stream, Event event) = 0;
+  /// True when the captured work has completed (an event never recorded is complete).
+  [[nodiscard]] virtual bool query(Event event) = 0;
+  /// Blocks the calling thread until the captured work has completed.
+  virtual void synchronize(Event event) = 0;
+
+  /// Asynchronous copy ordered on `stream`. Host memory in device copies must be pinned.
+  virtual void copy_async(void* dst, const void* src, std::size_t bytes, CopyKind kind,
+                          Stream stream) = 0;
+
+  /// Enqueues a kernel on `stream`.
+  virtual void launch(Stream stream, Kernel kernel) = 0;
+
+  /// Seconds since the backend was created: the wall clock on host and cuda, the host's
+  /// virtual clock on sim.
+  [[nodiscard]] virtual double now() const = 0;
+};
+
+}  // namespace memento

@@ -1,0 +1,78 @@
+// The caching device allocator: blocks carved from backend segments, best fit by
+// (stream, size, address), stream-ordered reuse, and a hard budget on reserved bytes with a
+// pressure path that asks registered handlers (the runtime's eviction manager) for memory.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "memento/allocator_stats.hpp"
+#include "memento/backend.hpp"
+
+namespace memento {
+
+struct AllocatorOptions {
+  /// Hard cap on bytes reserved from the backend; 0 means the device capacity.
+  std::size_t budget = 0;
+};
+
+class CachingAllocator {
+ public:
+  /// Called under memory pressure with the bytes the failed request needs and its stream.
+  /// Returns the bytes it freed (by calling deallocate); 0 when it can free nothing.
+  using PressureHandler = std::function<std::size_t(std::size_t bytes_needed, Stream stream)>;
+
+  explicit CachingAllocator(Backend& backend, AllocatorOptions options = {});
+  ~CachingAllocator();
+  CachingAllocator(const CachingAllocator&) = delete;
+  CachingAllocator& operator=(const CachingAllocator&) = delete;
+
+  /// A block of at least `bytes` usable on `stream`, 512-byte aligned; nullptr for 0 bytes.
+  /// Throws OutOfMemory (with the figures) when the budget cannot be met.
+  [[nodiscard]] void* allocate(std::size_t bytes, Stream stream = Backend::default_stream());
+
+  /// Returns a block. Work using it must have been submitted to its allocation stream (or to
+  /// streams named with record_stream). Throws LogicError for pointers that are not live
+  /// allocations of this allocator (double or foreign frees); the state is left unchanged.
+  void deallocate(void* ptr);
+
+  /// Marks `stream` as another user of the block: it is not reused until the work submitted
+  /// to `stream` before the block is freed has completed.
+  void record_stream(void* ptr, Stream stream);
+
+  /// The size asked for when `ptr` was allocated. LogicError if `ptr` is not live.
+  [[nodiscard]] std::size_t requested_size(const void* ptr) const;
+  /// The stream `ptr` was allocated on. LogicError if `ptr` is not live.
+  [[nodiscard]] Stream allocation_stream(const void* ptr) const;
+
+  /// Registers a pressure handler; handlers are tried in registration order. Returns an id.
+  int add_pressure_handler(PressureHandler handler);
+  void remove_pressure_handler(int id);
+
+  /// Reports bytes of live allocations that the runtime could still evict; used to state
+  /// the unevictable bytes in OutOfMemory messages (without it, all live bytes count).
+  void set_evictable_bytes_probe(std::function<std::size_t()> probe);
+
+  /// Changes the budget; must be positive and at most the device capacity. Lowering it
+  /// below the reserved bytes releases cached segments; allocations then fail until the
+  /// reserved bytes fall under it.
+  void set_budget(std::size_t bytes);
+  [[nodiscard]] std::size_t budget() const;
+
+  /// Waits for pending stream events and gives every fully free segment back.
+  void release_cached();
+
+  [[nodiscard]] AllocatorStats stats() const;
+  void reset_peaks();
+  [[nodiscard]] std::vector<SegmentSnapshot> snapshot() const;
+
+  [[nodiscard]] Backend& backend() const noexcept;
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace memento

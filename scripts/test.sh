@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Builds memento and runs every test. Usage: scripts/test.sh [default|asan|tsan]
+#   default  RelWithDebInfo with the cuda backend when the CUDA toolkit is present
+#   asan     AddressSanitizer + UndefinedBehaviorSanitizer (host and sim backends)
+#   tsan     ThreadSanitizer (host and sim backends)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+preset=${1:-default}
+case "$preset" in default | asan | tsan) ;; *)
+  echo "scripts/test.sh: unknown preset '$preset'; accepted: default, asan, tsan" >&2
+  exit 2 ;;
+esac
+scripts/install-deps.sh
+cmake --preset "$preset"
+cmake --build --preset "$preset"
+ctest --preset "$preset"

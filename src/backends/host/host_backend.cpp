@@ -1,0 +1,237 @@
+#include "backends/host/host_backend.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <thread>
+
+#include "backends/numa.hpp"
+#include "common/log.hpp"
+#include "memento/config.hpp"
+#include "memento/error.hpp"
+
+namespace memento {
+namespace {
+constexpr std::size_t kSegmentAlignment = 4096;
+
+std::size_t round_up(std::size_t n, std::size_t to) { return (n + to - 1) / to * to; }
+
+bool crosses_link(CopyKind kind) {
+  return kind == CopyKind::host_to_device || kind == CopyKind::device_to_host;
+}
+}  // namespace
+
+HostBackend::HostBackend(HostBackendOptions options) : options_(options) {
+  MEMENTO_EXPECTS(options_.capacity > 0, "host backend capacity must be positive");
+  MEMENTO_EXPECTS(options_.link_bandwidth >= 0,
+                  fmt::format("host backend link bandwidth must be >= 0 bytes/s (0 = unthrottled), "
+                              "got {}",
+                              options_.link_bandwidth));
+  info_.kind = BackendKind::host;
+  info_.name = "host";
+  info_.capacity = options_.capacity;
+  info_.numa_node = numa::node_of_calling_thread();
+  streams_.push_back(std::make_unique<HostStream>("stream 0"));
+}
+
+HostBackend::~HostBackend() {
+  // Streams drain their queues as they stop; memory is returned after that.
+  streams_.clear();
+  for (auto& [ptr, bytes] : segments_) std::free(ptr);
+  if (!segments_.empty())
+    log::warning(
+        fmt::format("host backend destroyed with {} segment(s) still allocated", segments_.size()));
+  for (auto& [ptr, bytes] : pinned_) numa::free(ptr, bytes);
+}
+
+void* HostBackend::allocate_segment(std::size_t bytes) {
+  MEMENTO_EXPECTS(bytes > 0, "allocate_segment: size must be positive");
+  std::lock_guard lock(mutex_);
+  if (bytes > options_.capacity - segment_bytes_) return nullptr;
+  void* ptr = std::aligned_alloc(kSegmentAlignment, round_up(bytes, kSegmentAlignment));
+  if (ptr == nullptr) return nullptr;
+  segments_.emplace(ptr, bytes);
+  segment_bytes_ += bytes;
+  return ptr;
+}
+
+void HostBackend::free_segment(void* ptr, std::size_t bytes) noexcept {
+  std::lock_guard lock(mutex_);
+  auto it = segments_.find(ptr);
+  if (it == segments_.end() || it->second != bytes) {
+    log::error(fmt::format("host backend: free_segment({}, {}) does not match a live segment", ptr,
+                           bytes));
+    return;
+  }
+  segment_bytes_ -= bytes;
+  segments_.erase(it);
+  std::free(ptr);
+}
+
+std::size_t HostBackend::segment_bytes() const noexcept {
+  std::lock_guard lock(mutex_);
+  return segment_bytes_;
+}
+
+void* HostBackend::allocate_pinned(std::size_t bytes, int numa_node) {
+  MEMENTO_EXPECTS(bytes > 0, "allocate_pinned: size must be positive");
+  void* ptr = numa::allocate_on_node(bytes, numa_node);
+  if (ptr == nullptr) return nullptr;
+  std::lock_guard lock(mutex_);
+  pinned_.emplace(ptr, bytes);
+  return ptr;
+}
+
+void HostBackend::free_pinned(void* ptr, std::size_t bytes) noexcept {
+  {
+    std::lock_guard lock(mutex_);
+    auto it = pinned_.find(ptr);
+    if (it == pinned_.end() || it->second != bytes) {
+      log::error(fmt::format("host backend: free_pinned({}, {}) does not match a live buffer", ptr,
+                             bytes));
+      return;
+    }
+    pinned_.erase(it);
+  }
+  numa::free(ptr, bytes);
+}
+
+Stream HostBackend::create_stream() {
+  std::lock_guard lock(mutex_);
+  auto id = static_cast<std::uint32_t>(streams_.size());
+  streams_.push_back(std::make_unique<HostStream>(fmt::format("stream {}", id)));
+  return Stream{id};
+}
+
+HostStream& HostBackend::stream_ref(Stream stream) const {
+  std::lock_guard lock(mutex_);
+  MEMENTO_EXPECTS(
+      stream.id < streams_.size(),
+      fmt::format("host backend: unknown stream {} ({} exist)", stream.id, streams_.size()));
+  return *streams_[stream.id];
+}
+
+void* HostBackend::native_handle(Stream stream) const {
+  HostStream& s = stream_ref(stream);
+  return stream.id == 0 ? nullptr : &s;
+}
+
+Stream HostBackend::stream_from_native(void* handle) {
+  if (handle == nullptr) return default_stream();
+  std::lock_guard lock(mutex_);
+  for (std::uint32_t i = 1; i < streams_.size(); ++i)
+    if (streams_[i].get() == handle) return Stream{i};
+  MEMENTO_FAIL(LogicError,
+               fmt::format("host backend: {} is not a stream handle of this backend", handle));
+}
+
+void HostBackend::synchronize(Stream stream) {
+  HostStream& s = stream_ref(stream);
+  s.wait_for(s.submitted());
+  s.check_error();
+}
+
+void HostBackend::synchronize_all() {
+  std::vector<HostStream*> all;
+  {
+    std::lock_guard lock(mutex_);
+    for (auto& s : streams_) all.push_back(s.get());
+  }
+  for (HostStream* s : all) s->wait_for(s->submitted());
+  for (HostStream* s : all) s->check_error();
+}
+
+Event HostBackend::create_event() {
+  std::lock_guard lock(mutex_);
+  std::uint32_t id = 0;
+  if (!free_events_.empty()) {
+    id = free_events_.back();
+    free_events_.pop_back();
+  } else {
+    id = static_cast<std::uint32_t>(events_.size());
+    events_.emplace_back();
+  }
+  events_[id] = EventSlot{nullptr, 0, true};
+  return Event{id};
+}
+
+void HostBackend::destroy_event(Event event) noexcept {
+  std::lock_guard lock(mutex_);
+  if (event.id >= events_.size() || !events_[event.id].alive) {
+    log::error(fmt::format("host backend: destroy_event({}) of an unknown event", event.id));
+    return;
+  }
+  events_[event.id].alive = false;
+  free_events_.push_back(event.id);
+}
+
+HostBackend::EventSlot HostBackend::event_slot(Event event) const {
+  std::lock_guard lock(mutex_);
+  MEMENTO_EXPECTS(event.id < events_.size() && events_[event.id].alive,
+                  fmt::format("host backend: unknown or destroyed event {}", event.id));
+  return events_[event.id];
+}
+
+void HostBackend::record(Event event, Stream stream) {
+  HostStream& s = stream_ref(stream);
+  std::uint64_t ticket = s.submitted();
+  std::lock_guard lock(mutex_);
+  MEMENTO_EXPECTS(event.id < events_.size() && events_[event.id].alive,
+                  fmt::format("host backend: record of unknown or destroyed event {}", event.id));
+  events_[event.id].stream = &s;
+  events_[event.id].ticket = ticket;
+}
+
+void HostBackend::wait(Stream stream, Event event) {
+  EventSlot slot = event_slot(event);
+  HostStream& s = stream_ref(stream);
+  if (slot.stream == nullptr || slot.stream->completed() >= slot.ticket) return;
+  if (slot.stream == &s) return;  // stream order already guarantees it
+  s.submit([source = slot.stream, ticket = slot.ticket] { source->wait_for(ticket); });
+}
+
+bool HostBackend::query(Event event) {
+  EventSlot slot = event_slot(event);
+  return slot.stream == nullptr || slot.stream->completed() >= slot.ticket;
+}
+
+void HostBackend::synchronize(Event event) {
+  EventSlot slot = event_slot(event);
+  if (slot.stream == nullptr) return;
+  slot.stream->wait_for(slot.ticket);
+  slot.stream->check_error();
+}
+
+void HostBackend::copy_async(void* dst, const void* src, std::size_t bytes, CopyKind kind,
+                             Stream stream) {
+  MEMENTO_EXPECTS(
+      bytes == 0 || (dst != nullptr && src != nullptr),
+      fmt::format("copy_async: null pointer (dst={}, src={}, {} bytes)", dst, src, bytes));
+  double seconds = crosses_link(kind) && options_.link_bandwidth > 0
+                       ? static_cast<double>(bytes) / options_.link_bandwidth
+                       : 0.0;
+  stream_ref(stream).submit([dst, src, bytes, seconds] {
+    auto start = std::chrono::steady_clock::now();
+    if (bytes > 0) std::memcpy(dst, src, bytes);
+    // Throttle to the modelled link so overlap of copies with compute is real.
+    if (seconds > 0) std::this_thread::sleep_until(start + std::chrono::duration<double>(seconds));
+  });
+}
+
+void HostBackend::launch(Stream stream, Kernel kernel) {
+  MEMENTO_EXPECTS(static_cast<bool>(kernel.host),
+                  fmt::format("kernel {} has no host implementation", kernel.name));
+  stream_ref(stream).submit(std::move(kernel.host));
+}
+
+double HostBackend::now() const {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+}
+
+std::unique_ptr<Backend> make_host_backend(HostBackendOptions options) {
+  return std::make_unique<HostBackend>(options);
+}
+
+}  // namespace memento
