@@ -66,8 +66,9 @@ inline std::uint64_t test_seed() {
 }  // namespace memento::testing
 
 /// Skips the current test when the backend type cannot run here.
-#define MEMENTO_SKIP_UNAVAILABLE(Type)                      \
-  do {                                                      \
-    if (auto reason = Type::skip_reason(); !reason.empty()) \
-      GTEST_SKIP() << Type::name << " backend: " << reason; \
+#define MEMENTO_SKIP_UNAVAILABLE(Type)                        \
+  do {                                                        \
+    if (auto reason = Type::skip_reason(); !reason.empty()) { \
+      GTEST_SKIP() << Type::name << " backend: " << reason;   \
+    }                                                         \
   } while (0)
