@@ -72,3 +72,18 @@ inline std::uint64_t test_seed() {
       GTEST_SKIP() << Type::name << " backend: " << reason;   \
     }                                                         \
   } while (0)
+
+namespace memento::testing {
+
+/// Fixture for typed suites: a fresh backend of type T per test, skipped where T can't run.
+template <typename T>
+class BackendTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    MEMENTO_SKIP_UNAVAILABLE(T);
+    backend_ = T::make();
+  }
+  std::unique_ptr<Backend> backend_;
+};
+
+}  // namespace memento::testing

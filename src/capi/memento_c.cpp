@@ -148,8 +148,9 @@ void memento_shutdown(void) {
     std::lock_guard lock(g_mutex);
     inst = std::move(g_instance);
   }
-  // Allocator before backend: it returns its segments on destruction.
-  if (inst) inst->allocator.reset();
+  inst.reset();
+  // Calls in flight on other threads hold their own reference; the last one to finish
+  // destroys the instance (allocator before backend, by member order).
 }
 
 }  // extern "C"

@@ -10,11 +10,17 @@
 #include <string>
 #include <string_view>
 
+#include "config/text.hpp"
 #include "memento/config.hpp"
 #include "memento/error.hpp"
 
 namespace memento {
 namespace {
+
+using config_text::is_digit;
+using config_text::is_space;
+using config_text::setting;
+using config_text::trim;
 
 constexpr std::size_t kMax = std::numeric_limits<std::size_t>::max();
 
@@ -46,15 +52,6 @@ constexpr std::array<Unit, 14> kUnits{{
     {"tb", kK* kK* kK* kK},
 }};
 
-bool is_space(char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; }
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
-  while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
-  return s;
-}
-
 std::string lower(std::string_view s) {
   std::string out(s);
   for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -66,15 +63,6 @@ const Unit* find_unit(std::string_view name) {
   for (const Unit& u : kUnits)
     if (u.name == key) return &u;
   return nullptr;
-}
-
-// How a value is quoted in messages. A bare variable reads like the shell assignment
-// (MEMENTO_BUDGET="8XB"); a `what` with a space names a key inside a variable
-// ("MEMENTO_CONF budget") and reads like the item itself (MEMENTO_CONF budget:"8XB").
-// config.cpp keeps an identical copy so both files quote the same way.
-std::string setting(std::string_view what, std::string_view text) {
-  const char sep = what.find(' ') == std::string_view::npos ? '=' : ':';
-  return fmt::format("{}{}\"{}\"", what, sep, text);
 }
 
 [[noreturn]] void fail(std::string_view what, std::string_view text, std::string_view reason) {

@@ -17,11 +17,17 @@
 #include <string_view>
 #include <system_error>
 
+#include "config/text.hpp"
 #include "memento/device_profile.hpp"
 #include "memento/error.hpp"
 
 namespace memento {
 namespace {
+
+using config_text::is_digit;
+using config_text::is_space;
+using config_text::setting;
+using config_text::trim;
 
 constexpr std::string_view kPercentHint =
     "a percentage of device memory in (0, 100], e.g. 60% or 12.5%";
@@ -31,22 +37,6 @@ constexpr std::string_view kDeviceForms =
 constexpr std::string_view kConfHint =
     "comma-separated key:value pairs with keys budget, host_budget, device, "
     "e.g. budget:8GiB,device:sim:h100-sxm";
-
-bool is_space(char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; }
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
-  while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
-  return s;
-}
-
-// Same quoting as bytes.cpp: NAME="value" for a variable, MEMENTO_CONF key:"value" for an
-// item of MEMENTO_CONF (a `what` containing a space).
-std::string setting(std::string_view what, std::string_view text) {
-  const char sep = what.find(' ') == std::string_view::npos ? '=' : ':';
-  return fmt::format("{}{}\"{}\"", what, sep, text);
-}
 
 std::string profile_names() {
   std::string names;

@@ -19,14 +19,7 @@ namespace {
 using testing::test_seed;
 
 template <typename T>
-class AllocatorConformance : public ::testing::Test {
- protected:
-  void SetUp() override {
-    MEMENTO_SKIP_UNAVAILABLE(T);
-    backend_ = T::make();
-  }
-  std::unique_ptr<Backend> backend_;
-};
+class AllocatorConformance : public testing::BackendTest<T> {};
 
 TYPED_TEST_SUITE(AllocatorConformance, testing::AllBackendTypes, testing::BackendTypeNames);
 

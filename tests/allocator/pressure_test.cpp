@@ -14,14 +14,7 @@ namespace {
 constexpr std::size_t MiB = std::size_t{1} << 20;
 
 template <typename T>
-class AllocatorPressure : public ::testing::Test {
- protected:
-  void SetUp() override {
-    MEMENTO_SKIP_UNAVAILABLE(T);
-    backend_ = T::make();
-  }
-  std::unique_ptr<Backend> backend_;
-};
+class AllocatorPressure : public testing::BackendTest<T> {};
 
 TYPED_TEST_SUITE(AllocatorPressure, testing::AllBackendTypes, testing::BackendTypeNames);
 

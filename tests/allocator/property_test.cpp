@@ -35,14 +35,7 @@ struct Reference {
 };
 
 template <typename T>
-class AllocatorProperty : public ::testing::Test {
- protected:
-  void SetUp() override {
-    MEMENTO_SKIP_UNAVAILABLE(T);
-    backend_ = T::make();
-  }
-  std::unique_ptr<Backend> backend_;
-};
+class AllocatorProperty : public testing::BackendTest<T> {};
 
 TYPED_TEST_SUITE(AllocatorProperty, testing::AllBackendTypes, testing::BackendTypeNames);
 

@@ -37,7 +37,9 @@ HostBackend::HostBackend(HostBackendOptions options) : options_(options) {
 }
 
 HostBackend::~HostBackend() {
-  // Streams drain their queues as they stop; memory is returned after that.
+  // Drain every stream before destroying any: a queued cross-stream wait holds a pointer
+  // to the stream it waits on. Memory is returned after that.
+  for (auto& stream : streams_) stream->wait_for(stream->submitted());
   streams_.clear();
   for (auto& [ptr, bytes] : segments_) std::free(ptr);
   if (!segments_.empty())
@@ -144,16 +146,11 @@ void HostBackend::synchronize_all() {
 }
 
 Event HostBackend::create_event() {
+  // Ids are never reused, so a stale handle to a destroyed event is always rejected instead
+  // of silently naming a newer event.
   std::lock_guard lock(mutex_);
-  std::uint32_t id = 0;
-  if (!free_events_.empty()) {
-    id = free_events_.back();
-    free_events_.pop_back();
-  } else {
-    id = static_cast<std::uint32_t>(events_.size());
-    events_.emplace_back();
-  }
-  events_[id] = EventSlot{nullptr, 0, true};
+  auto id = static_cast<std::uint32_t>(events_.size());
+  events_.push_back(EventSlot{nullptr, 0, true});
   return Event{id};
 }
 
@@ -164,7 +161,6 @@ void HostBackend::destroy_event(Event event) noexcept {
     return;
   }
   events_[event.id].alive = false;
-  free_events_.push_back(event.id);
 }
 
 HostBackend::EventSlot HostBackend::event_slot(Event event) const {

@@ -66,7 +66,6 @@ class HostBackend final : public Backend {
   mutable std::mutex mutex_;
   std::vector<std::unique_ptr<HostStream>> streams_;
   std::vector<EventSlot> events_;
-  std::vector<std::uint32_t> free_events_;
   std::unordered_map<void*, std::size_t> segments_;
   std::size_t segment_bytes_ = 0;
   std::unordered_map<void*, std::size_t> pinned_;

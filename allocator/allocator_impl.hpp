@@ -1,0 +1,85 @@
+// The caching allocator's implementation class, shared by the files that implement it:
+// caching_allocator.cpp (allocation and free), allocator_pressure.cpp (budget and the
+// pressure path) and allocator_introspection.cpp (stats and snapshots).
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <utility>
+#include <vector>
+
+#include "allocator/block.hpp"
+#include "allocator/stream_fences.hpp"
+#include "memento/caching_allocator.hpp"
+
+namespace memento {
+
+class CachingAllocator::Impl {
+ public:
+  using Block = detail::Block;
+  using FreeSet = detail::FreeSet;
+  using Segment = detail::Segment;
+
+  Impl(Backend& backend, AllocatorOptions options);
+  ~Impl();
+  void* allocate(std::size_t bytes, Stream stream);
+  void deallocate(void* ptr);
+  void record_stream(void* ptr, Stream stream);
+  std::size_t requested_size(const void* ptr) const;
+  Stream allocation_stream(const void* ptr) const;
+  int add_pressure_handler(PressureHandler handler);
+  void remove_pressure_handler(int id);
+  void set_evictable_bytes_probe(std::function<std::size_t()> probe);
+  void set_budget(std::size_t bytes);
+  std::size_t budget() const;
+  void release_cached();
+  AllocatorStats stats() const;
+  void reset_peaks();
+  std::vector<SegmentSnapshot> snapshot() const;
+  Backend& backend() const noexcept { return backend_; }
+
+ private:
+  static constexpr int kMaxPressureRounds = 64;
+
+  void check_budget(std::size_t bytes) const;
+  FreeSet& pool(bool small) noexcept { return small ? small_free_ : large_free_; }
+  Block* find_or_grow(std::size_t size, Stream stream);
+  Block* best_fit(FreeSet& set, Stream stream, std::size_t size);
+  /// The smallest fitting block freed on another stream whose work is known to be done.
+  /// Blocks whose stream has not been fenced since their free get a fence now, so a later
+  /// call can use them; the pressure path waits for fences instead.
+  Block* other_stream_fit(FreeSet& set, Stream stream, std::size_t size);
+  Block* grow(std::size_t size, Stream stream, bool small);
+  /// Hands out `b` (already out of its free set), splitting off the remainder.
+  void* take(Block* b, std::size_t size, std::size_t requested, Stream stream);
+  /// A freed block becomes reusable: stamp it, coalesce with free same-stream neighbours.
+  void release_block(Block* b);
+  /// Removes `n` from its segment's chain (its predecessor has absorbed it).
+  void unlink(Block* n);
+  void drain_and_release();
+  std::size_t call_handlers(std::unique_lock<std::mutex>& lock, std::size_t size, Stream stream);
+  [[noreturn]] void throw_oom(std::unique_lock<std::mutex>& lock, std::size_t bytes, Stream stream,
+                              std::size_t freed, const char* why);
+  Block* live_block(const void* ptr, const char* what) const;
+  Block* new_block();
+  void recycle(Block* b);
+
+  Backend& backend_;
+  mutable std::mutex mutex_;
+  std::size_t budget_ = 0;
+  FreeSet small_free_;
+  FreeSet large_free_;
+  detail::LiveSet live_;
+  std::vector<std::unique_ptr<Segment>> segments_;
+  std::vector<std::unique_ptr<Block>> storage_;
+  std::vector<Block*> spare_blocks_;
+  detail::StreamFences fences_;
+  std::uint64_t free_seq_ = 0;
+  AllocatorStats stats_;
+  std::vector<std::pair<int, PressureHandler>> handlers_;
+  int next_handler_id_ = 1;
+  std::function<std::size_t()> evictable_probe_;
+};
+
+}  // namespace memento

@@ -1,0 +1,29 @@
+// Small text helpers shared by the configuration parsers.
+#pragma once
+
+#include <fmt/format.h>
+
+#include <cctype>
+#include <string>
+#include <string_view>
+
+namespace memento::config_text {
+
+inline bool is_space(char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; }
+inline bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+inline std::string_view trim(std::string_view s) {
+  while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
+  while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
+  return s;
+}
+
+/// How a value is quoted in messages: NAME="value" for a variable (it reads like the shell
+/// assignment), `MEMENTO_CONF budget:"value"` for an item of MEMENTO_CONF (a `what` with a
+/// space in it).
+inline std::string setting(std::string_view what, std::string_view text) {
+  const char sep = what.find(' ') == std::string_view::npos ? '=' : ':';
+  return fmt::format("{}{}\"{}\"", what, sep, text);
+}
+
+}  // namespace memento::config_text
