@@ -53,8 +53,10 @@ class CachingAllocator::Impl {
   Block* grow(std::size_t size, Stream stream, bool small);
   /// Hands out `b` (already out of its free set), splitting off the remainder.
   void* take(Block* b, std::size_t size, std::size_t requested, Stream stream);
-  /// A freed block becomes reusable: stamp it, coalesce with free same-stream neighbours.
+  /// A freed block becomes reusable: stamp it and put it in its free set.
   void release_block(Block* b);
+  /// Merges runs of adjacent free blocks of the same stream; true if anything merged.
+  bool coalesce();
   /// Removes `n` from its segment's chain (its predecessor has absorbed it).
   void unlink(Block* n);
   void drain_and_release();
@@ -76,6 +78,7 @@ class CachingAllocator::Impl {
   std::vector<Block*> spare_blocks_;
   detail::StreamFences fences_;
   std::uint64_t free_seq_ = 0;
+  std::size_t uncoalesced_ = 0;  // frees since the last coalesce()
   AllocatorStats stats_;
   std::vector<std::pair<int, PressureHandler>> handlers_;
   int next_handler_id_ = 1;

@@ -13,13 +13,21 @@ namespace memento {
 AllocatorStats CachingAllocator::Impl::stats() const {
   std::lock_guard lock(mutex_);
   AllocatorStats s = stats_;
+  // Free memory in address runs: adjacent free blocks not yet coalesced count as one piece.
   s.free_bytes = 0;
   s.largest_free_block = 0;
-  for (const FreeSet* set : {&small_free_, &large_free_})
-    for (const Block& b : *set) {
-      s.free_bytes += b.size;
-      s.largest_free_block = std::max(s.largest_free_block, b.size);
+  for (const auto& seg : segments_) {
+    std::size_t run = 0;
+    for (const Block* b = seg->first; b != nullptr; b = b->next) {
+      if (b->allocated || b->pending) {
+        run = 0;
+        continue;
+      }
+      s.free_bytes += b->size;
+      run += b->size;
+      s.largest_free_block = std::max(s.largest_free_block, run);
     }
+  }
   return s;
 }
 

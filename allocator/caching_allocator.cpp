@@ -152,6 +152,10 @@ CachingAllocator::Impl::Block* CachingAllocator::Impl::find_or_grow(std::size_t 
     ++stats_.cross_stream_reuses;
     return b;
   }
+  if (coalesce()) {
+    if (Block* b = best_fit(set, stream, size)) return b;
+    if (Block* b = other_stream_fit(set, stream, size)) return b;
+  }
   if (Block* b = grow(size, stream, small)) return b;
   // No room for a new small segment: carve the small request out of cached large blocks
   // rather than fail while free memory sits in the large pool.
@@ -254,26 +258,34 @@ void CachingAllocator::Impl::release_block(Block* b) {
   stats_.active.sub(b->size);
   b->free_seq = ++free_seq_;
   fences_.note_free(b->stream);
-  FreeSet& set = pool(b->segment->small);
-  auto mergeable = [b](const Block* n) {
-    return n != nullptr && !n->allocated && !n->pending && n->stream == b->stream;
-  };
-  if (mergeable(b->next)) {
-    Block* n = b->next;
-    set.erase(set.iterator_to(*n));
-    b->size += n->size;
-    b->free_seq = std::max(b->free_seq, n->free_seq);
-    unlink(n);
+  // Coalescing is deferred to coalesce(): a block freed and taken again at the same size
+  // (the steady state of a training loop) then costs no split and no merge.
+  pool(b->segment->small).insert(*b);
+  ++uncoalesced_;
+}
+
+bool CachingAllocator::Impl::coalesce() {
+  if (uncoalesced_ == 0) return false;
+  uncoalesced_ = 0;
+  bool merged = false;
+  auto is_free = [](const Block* n) { return n != nullptr && !n->allocated && !n->pending; };
+  for (auto& seg : segments_) {
+    FreeSet& set = pool(seg->small);
+    for (Block* b = seg->first; b != nullptr; b = b->next) {
+      if (!is_free(b) || !is_free(b->next) || b->next->stream != b->stream) continue;
+      set.erase(set.iterator_to(*b));  // its key (size) changes
+      while (is_free(b->next) && b->next->stream == b->stream) {
+        Block* n = b->next;
+        set.erase(set.iterator_to(*n));
+        b->size += n->size;
+        b->free_seq = std::max(b->free_seq, n->free_seq);
+        unlink(n);
+      }
+      set.insert(*b);
+      merged = true;
+    }
   }
-  if (mergeable(b->prev)) {
-    Block* p = b->prev;
-    set.erase(set.iterator_to(*p));
-    p->size += b->size;
-    p->free_seq = std::max(p->free_seq, b->free_seq);
-    unlink(b);
-    b = p;
-  }
-  set.insert(*b);
+  return merged;
 }
 
 void CachingAllocator::Impl::unlink(Block* n) {

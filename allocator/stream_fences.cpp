@@ -12,24 +12,11 @@ StreamFences::~StreamFences() {
   for (Event e : spare_events_) backend_.destroy_event(e);
 }
 
-StreamFences::Fence& StreamFences::fence(Stream stream) {
-  if (stream.id >= fences_.size()) fences_.resize(stream.id + 1);
-  return fences_[stream.id];
-}
-
 Event StreamFences::take_event() {
   if (spare_events_.empty()) return backend_.create_event();
   Event e = spare_events_.back();
   spare_events_.pop_back();
   return e;
-}
-
-void StreamFences::note_free(Stream stream) {
-  Fence& f = fence(stream);
-  if (!f.seen) {
-    f.seen = true;
-    streams_.push_back(stream);
-  }
 }
 
 std::uint64_t StreamFences::safe_seq(Stream stream) {

@@ -21,8 +21,14 @@ class StreamFences {
   StreamFences(const StreamFences&) = delete;
   StreamFences& operator=(const StreamFences&) = delete;
 
-  /// A block was freed on `stream`.
-  void note_free(Stream stream);
+  /// A block was freed on `stream` (inline: it is on every free).
+  void note_free(Stream stream) {
+    Fence& f = fence(stream);
+    if (!f.seen) {
+      f.seen = true;
+      streams_.push_back(stream);
+    }
+  }
   /// Streams that have had frees, in first-seen order.
   [[nodiscard]] const std::vector<Stream>& streams_with_frees() const noexcept { return streams_; }
   /// Blocks freed on `stream` with a free sequence number up to this are safe elsewhere.
@@ -54,7 +60,10 @@ class StreamFences {
     std::vector<Event> events;
   };
 
-  Fence& fence(Stream stream);
+  Fence& fence(Stream stream) {
+    if (stream.id >= fences_.size()) fences_.resize(stream.id + 1);
+    return fences_[stream.id];
+  }
   Event take_event();
 
   Backend& backend_;
