@@ -41,11 +41,13 @@ class CachingAllocator::Impl {
 
  private:
   static constexpr int kMaxPressureRounds = 64;
+  static constexpr std::size_t kCoalesceEvery = 16;  // frees between coalescing passes
 
   void check_budget(std::size_t bytes) const;
   FreeSet& pool(bool small) noexcept { return small ? small_free_ : large_free_; }
   Block* find_or_grow(std::size_t size, Stream stream);
-  Block* best_fit(FreeSet& set, Stream stream, std::size_t size);
+  /// Best fit on `stream`; with `without_split`, only a block that needs no split.
+  Block* best_fit(FreeSet& set, Stream stream, std::size_t size, bool without_split = false);
   /// The smallest fitting block freed on another stream whose work is known to be done.
   /// Blocks whose stream has not been fenced since their free get a fence now, so a later
   /// call can use them; the pressure path waits for fences instead.

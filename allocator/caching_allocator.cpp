@@ -134,10 +134,14 @@ CachingAllocator::Impl::Block* CachingAllocator::Impl::find_or_grow(std::size_t 
                                                                     Stream stream) {
   bool small = sizes::is_small(size);
   FreeSet& set = pool(small);
-  if (Block* b = best_fit(set, stream, size)) {
+  // A block that fits without a split is taken as it is (the steady state of a training
+  // loop). Before splitting a larger one, merge the frees not yet coalesced: splitting a
+  // fragment while its free neighbours wait to be merged fragments the cache.
+  if (Block* b = best_fit(set, stream, size, /*without_split=*/uncoalesced_ > 0)) {
     ++stats_.cache_hits;
     return b;
   }
+  coalesce();
   // Blocks freed while another stream still used them may be ready now.
   for (Block* b : fences_.collect_completed()) {
     b->pending = false;
@@ -152,10 +156,6 @@ CachingAllocator::Impl::Block* CachingAllocator::Impl::find_or_grow(std::size_t 
     ++stats_.cross_stream_reuses;
     return b;
   }
-  if (coalesce()) {
-    if (Block* b = best_fit(set, stream, size)) return b;
-    if (Block* b = other_stream_fit(set, stream, size)) return b;
-  }
   if (Block* b = grow(size, stream, small)) return b;
   // No room for a new small segment: carve the small request out of cached large blocks
   // rather than fail while free memory sits in the large pool.
@@ -167,9 +167,11 @@ CachingAllocator::Impl::Block* CachingAllocator::Impl::find_or_grow(std::size_t 
 }
 
 CachingAllocator::Impl::Block* CachingAllocator::Impl::best_fit(FreeSet& set, Stream stream,
-                                                                std::size_t size) {
+                                                                std::size_t size,
+                                                                bool without_split) {
   auto it = set.lower_bound(FitKey{stream.id, size}, FitCompare{});
   if (it == set.end() || it->stream != stream) return nullptr;
+  if (without_split && sizes::should_split(it->size, size)) return nullptr;
   Block* b = &*it;
   set.erase(it);
   return b;
@@ -261,7 +263,7 @@ void CachingAllocator::Impl::release_block(Block* b) {
   // Coalescing is deferred to coalesce(): a block freed and taken again at the same size
   // (the steady state of a training loop) then costs no split and no merge.
   pool(b->segment->small).insert(*b);
-  ++uncoalesced_;
+  if (++uncoalesced_ >= kCoalesceEvery) coalesce();
 }
 
 bool CachingAllocator::Impl::coalesce() {
