@@ -57,8 +57,10 @@ class CachingAllocator::Impl {
   void* take(Block* b, std::size_t size, std::size_t requested, Stream stream);
   /// A freed block becomes reusable: stamp it and put it in its free set.
   void release_block(Block* b);
-  /// Merges runs of adjacent free blocks of the same stream; true if anything merged.
-  bool coalesce();
+  /// Merges runs of adjacent free blocks of the same stream; true if anything merged. With
+  /// `any_stream` (only right after drain_and_release made every cached block safe for
+  /// every stream) blocks of different streams merge too.
+  bool coalesce(bool any_stream = false);
   /// Removes `n` from its segment's chain (its predecessor has absorbed it).
   void unlink(Block* n);
   void drain_and_release();

@@ -70,7 +70,7 @@ void CachingAllocator::Impl::drain_and_release() {
     ++stats_.segment_frees;
     return true;
   });
-  coalesce();
+  coalesce(/*any_stream=*/true);
 }
 
 std::size_t CachingAllocator::Impl::call_handlers(std::unique_lock<std::mutex>& lock,

@@ -266,17 +266,20 @@ void CachingAllocator::Impl::release_block(Block* b) {
   if (++uncoalesced_ >= kCoalesceEvery) coalesce();
 }
 
-bool CachingAllocator::Impl::coalesce() {
-  if (uncoalesced_ == 0) return false;
+bool CachingAllocator::Impl::coalesce(bool any_stream) {
+  if (uncoalesced_ == 0 && !any_stream) return false;
   uncoalesced_ = 0;
   bool merged = false;
   auto is_free = [](const Block* n) { return n != nullptr && !n->allocated && !n->pending; };
+  auto joins = [&](const Block* b) {
+    return is_free(b->next) && (any_stream || b->next->stream == b->stream);
+  };
   for (auto& seg : segments_) {
     FreeSet& set = pool(seg->small);
     for (Block* b = seg->first; b != nullptr; b = b->next) {
-      if (!is_free(b) || !is_free(b->next) || b->next->stream != b->stream) continue;
+      if (!is_free(b) || !joins(b)) continue;
       set.erase(set.iterator_to(*b));  // its key (size) changes
-      while (is_free(b->next) && b->next->stream == b->stream) {
+      while (joins(b)) {
         Block* n = b->next;
         set.erase(set.iterator_to(*n));
         b->size += n->size;

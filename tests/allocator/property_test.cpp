@@ -1,6 +1,7 @@
 // Thousands of random operations against a reference model, checked after every step.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <numeric>
 #include <random>
@@ -84,6 +85,29 @@ std::size_t block_size_of(const CachingAllocator& alloc, char* p) {
   return 0;
 }
 
+bool in_small_segment(const CachingAllocator& alloc, char* p) {
+  auto a = reinterpret_cast<std::uintptr_t>(p);
+  for (const SegmentSnapshot& seg : alloc.snapshot())
+    if (a >= seg.address && a < seg.address + seg.size) return seg.small_pool;
+  ADD_FAILURE() << "pointer in no segment";
+  return false;
+}
+
+/// The largest run of adjacent free blocks in segments a request of this pool may use
+/// (small requests may use any segment; large ones only large segments).
+std::size_t largest_free_run(const CachingAllocator& alloc, bool small_request) {
+  std::size_t best = 0;
+  for (const SegmentSnapshot& seg : alloc.snapshot()) {
+    if (seg.small_pool && !small_request) continue;
+    std::size_t run = 0;
+    for (const BlockSnapshot& b : seg.blocks) {
+      run = b.allocated || b.pending ? 0 : run + b.size;
+      best = std::max(best, run);
+    }
+  }
+  return best;
+}
+
 TYPED_TEST(AllocatorProperty, RandomOperationsMatchTheReference) {
   std::uint64_t seed = testing::test_seed();
   std::mt19937_64 rng(seed);
@@ -95,6 +119,7 @@ TYPED_TEST(AllocatorProperty, RandomOperationsMatchTheReference) {
     std::size_t requested = 0;
     Stream stream{};
     bool valid = false;
+    bool small_pool = false;  // where the block lived: a small request may borrow a large one
   } last_free;
   std::size_t reuse_checks = 0;
 
@@ -110,12 +135,16 @@ TYPED_TEST(AllocatorProperty, RandomOperationsMatchTheReference) {
       try {
         p = static_cast<char*>(alloc.allocate(n, s));
       } catch (const OutOfMemory& e) {
-        // Only legitimate when even an empty cache could not hold the live set plus n.
-        ASSERT_GT(ref.block_sum() + sizes::block_size(n), alloc.budget() / 2)
-            << "seed " << seed << ": OOM with plenty of budget: " << e.what();
+        // Only legitimate when neither unreserved budget nor a contiguous free run that
+        // could serve the request is left (the allocator does not move live blocks).
+        std::size_t size = sizes::block_size(n);
+        AllocatorStats st = alloc.stats();
+        ASSERT_LT(st.budget - st.reserved.current, size) << "seed " << seed << ": " << e.what();
+        ASSERT_LT(largest_free_run(alloc, sizes::is_small(size)), size)
+            << "seed " << seed << ": OOM with a free run large enough: " << e.what();
         continue;
       }
-      if (repeat) {
+      if (repeat && last_free.small_pool == sizes::is_small(sizes::block_size(n))) {
         // A block of exactly this size and stream was just freed: it must be reused.
         ++reuse_checks;
         ASSERT_EQ(alloc.stats().segment_allocs, segments_before)
@@ -133,7 +162,8 @@ TYPED_TEST(AllocatorProperty, RandomOperationsMatchTheReference) {
       char* p = order[k];
       order[k] = order.back();
       order.pop_back();
-      last_free = {ref.live.at(p).requested, ref.live.at(p).stream, true};
+      last_free = {ref.live.at(p).requested, ref.live.at(p).stream, true,
+                   in_small_segment(alloc, p)};
       alloc.deallocate(p);
       ref.live.erase(p);
     } else {
