@@ -3,6 +3,7 @@
 // pressure path) and allocator_introspection.cpp (stats and snapshots).
 #pragma once
 
+#include <condition_variable>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -57,10 +58,16 @@ class CachingAllocator::Impl {
   void* take(Block* b, std::size_t size, std::size_t requested, Stream stream);
   /// A freed block becomes reusable: stamp it and put it in its free set.
   void release_block(Block* b);
-  /// Merges runs of adjacent free blocks of the same stream; true if anything merged. With
-  /// `any_stream` (only right after drain_and_release made every cached block safe for
-  /// every stream) blocks of different streams merge too.
-  bool coalesce(bool any_stream = false);
+  /// Merges the free runs (same stream) around the blocks freed since the last call; true
+  /// if anything merged.
+  bool coalesce_recent();
+  /// Merges every run of adjacent free blocks, across streams: only right after
+  /// drain_and_release made every cached block safe for every stream.
+  void coalesce_all_streams();
+  /// Whether `b` and its successor are both free and may merge.
+  static bool joins(const Block* b, bool any_stream) noexcept;
+  /// Merges `b` with the free blocks that follow it; true if anything merged.
+  bool merge_run(Block* b, bool any_stream);
   /// Removes `n` from its segment's chain (its predecessor has absorbed it).
   void unlink(Block* n);
   void drain_and_release();
@@ -82,9 +89,15 @@ class CachingAllocator::Impl {
   std::vector<Block*> spare_blocks_;
   detail::StreamFences fences_;
   std::uint64_t free_seq_ = 0;
-  std::size_t uncoalesced_ = 0;  // frees since the last coalesce()
+  std::vector<Block*> recent_frees_;  // freed since the last coalesce_recent()
   AllocatorStats stats_;
-  std::vector<std::pair<int, PressureHandler>> handlers_;
+  struct HandlerEntry {
+    int id = 0;
+    PressureHandler fn;
+    int running = 0;  // calls in progress (without the lock)
+  };
+  std::vector<std::shared_ptr<HandlerEntry>> handlers_;
+  std::condition_variable handler_idle_;
   int next_handler_id_ = 1;
   std::function<std::size_t()> evictable_probe_;
 };

@@ -10,20 +10,41 @@
 
 namespace memento {
 
+namespace {
+// Depth of pressure-handler calls on this thread. A handler that allocates gets no nested
+// pressure round (it would recurse), and may not remove handlers (it would wait on itself).
+thread_local int t_handler_depth = 0;
+
+struct HandlerDepth {
+  HandlerDepth() noexcept { ++t_handler_depth; }
+  ~HandlerDepth() { --t_handler_depth; }
+  HandlerDepth(const HandlerDepth&) = delete;
+  HandlerDepth& operator=(const HandlerDepth&) = delete;
+};
+}  // namespace
+
 int CachingAllocator::Impl::add_pressure_handler(PressureHandler handler) {
   MEMENTO_EXPECTS(static_cast<bool>(handler), "add_pressure_handler: empty handler");
   std::lock_guard lock(mutex_);
-  handlers_.emplace_back(next_handler_id_, std::move(handler));
-  return next_handler_id_++;
+  auto entry = std::make_shared<HandlerEntry>();
+  entry->id = next_handler_id_++;
+  entry->fn = std::move(handler);
+  handlers_.push_back(std::move(entry));
+  return handlers_.back()->id;
 }
 
 void CachingAllocator::Impl::remove_pressure_handler(int id) {
-  std::lock_guard lock(mutex_);
-  auto it = std::find_if(handlers_.begin(), handlers_.end(),
-                         [id](const auto& h) { return h.first == id; });
+  MEMENTO_EXPECTS(t_handler_depth == 0,
+                  "remove_pressure_handler cannot be called from inside a pressure handler");
+  std::unique_lock lock(mutex_);
+  auto it =
+      std::find_if(handlers_.begin(), handlers_.end(), [id](const auto& h) { return h->id == id; });
   MEMENTO_EXPECTS(it != handlers_.end(),
                   fmt::format("remove_pressure_handler: no handler with id {}", id));
+  std::shared_ptr<HandlerEntry> entry = *it;
   handlers_.erase(it);
+  // Once this returns the handler is never running nor called again, so its owner may die.
+  handler_idle_.wait(lock, [&] { return entry->running == 0; });
 }
 
 void CachingAllocator::Impl::set_evictable_bytes_probe(std::function<std::size_t()> probe) {
@@ -51,10 +72,10 @@ void CachingAllocator::Impl::release_cached() {
 
 void CachingAllocator::Impl::drain_and_release() {
   ++stats_.stream_syncs;
-  for (Block* b : fences_.wait_all(free_seq_)) {
+  fences_.wait_all(free_seq_, [this](Block* b) {
     b->pending = false;
     release_block(b);
-  }
+  });
   std::erase_if(segments_, [this](const std::unique_ptr<Segment>& seg) {
     for (const Block* b = seg->first; b != nullptr; b = b->next)
       if (b->allocated || b->pending) return false;
@@ -70,22 +91,35 @@ void CachingAllocator::Impl::drain_and_release() {
     ++stats_.segment_frees;
     return true;
   });
-  coalesce(/*any_stream=*/true);
+  coalesce_all_streams();
 }
 
 std::size_t CachingAllocator::Impl::call_handlers(std::unique_lock<std::mutex>& lock,
                                                   std::size_t size, Stream stream) {
+  if (t_handler_depth > 0) return 0;  // an allocation made by a handler: no nested round
   auto handlers = handlers_;
-  if (handlers.empty()) return 0;
-  lock.unlock();  // handlers free memory through deallocate()
   std::size_t freed = 0;
-  for (auto& [id, handler] : handlers) {
-    std::size_t n = handler(size, stream);
+  for (const auto& entry : handlers) {
+    if (std::find(handlers_.begin(), handlers_.end(), entry) == handlers_.end()) continue;
+    ++entry->running;
+    ++stats_.pressure_calls;
+    lock.unlock();  // handlers free memory through deallocate()
+    std::size_t n = 0;
+    try {
+      HandlerDepth depth;
+      n = entry->fn(size, stream);
+    } catch (...) {
+      lock.lock();
+      --entry->running;
+      handler_idle_.notify_all();
+      throw;
+    }
+    lock.lock();
+    --entry->running;
+    handler_idle_.notify_all();
     freed += n;
     if (n >= size) break;
   }
-  lock.lock();
-  stats_.pressure_calls += handlers.size();
   stats_.pressure_freed += freed;
   return freed;
 }
@@ -105,7 +139,7 @@ void CachingAllocator::Impl::throw_oom(std::unique_lock<std::mutex>& lock, std::
                   "in {} segments ({} cached), unevictable {}; eviction freed {} for this "
                   "request",
                   backend_.info().name, format_bytes(bytes), bytes, stream.id,
-                  format_bytes(budget_), budget_, why, format_bytes(s.allocated.current),
+                  format_bytes(s.budget), s.budget, why, format_bytes(s.allocated.current),
                   s.live_blocks.current, format_bytes(s.reserved.current), s.segments.current,
                   format_bytes(cached), format_bytes(s.allocated.current - evictable),
                   format_bytes(freed)));

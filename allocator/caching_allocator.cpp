@@ -87,6 +87,13 @@ void CachingAllocator::Impl::deallocate(void* ptr) {
   if (ptr == nullptr) return;
   std::lock_guard lock(mutex_);
   Block* b = live_block(ptr, "deallocate");
+  if (!b->extra_streams.empty()) {
+    // Other streams may still read or write it: reusable only once their work is done.
+    // Recorded first: if the backend throws, the block is still live and nothing changed.
+    fences_.add_pending(b, b->extra_streams);
+    b->extra_streams.clear();
+    b->pending = true;
+  }
   live_.erase(live_.iterator_to(*b));
   b->allocated = false;
   stats_.allocated.sub(b->size);
@@ -94,19 +101,13 @@ void CachingAllocator::Impl::deallocate(void* ptr) {
   stats_.live_blocks.sub(1);
   ++stats_.frees;
   b->requested = 0;
-  if (!b->extra_streams.empty()) {
-    // Other streams may still read or write it: reusable only once their work is done.
-    fences_.add_pending(b, b->extra_streams);
-    b->extra_streams.clear();
-    b->pending = true;
-    return;
-  }
-  release_block(b);
+  if (!b->pending) release_block(b);
 }
 
 void CachingAllocator::Impl::record_stream(void* ptr, Stream stream) {
   std::lock_guard lock(mutex_);
   Block* b = live_block(ptr, "record_stream");
+  (void)backend_.native_handle(stream);  // rejects a stream the backend does not know
   if (stream == b->stream) return;
   if (std::find(b->extra_streams.begin(), b->extra_streams.end(), stream) == b->extra_streams.end())
     b->extra_streams.push_back(stream);
@@ -137,16 +138,16 @@ CachingAllocator::Impl::Block* CachingAllocator::Impl::find_or_grow(std::size_t 
   // A block that fits without a split is taken as it is (the steady state of a training
   // loop). Before splitting a larger one, merge the frees not yet coalesced: splitting a
   // fragment while its free neighbours wait to be merged fragments the cache.
-  if (Block* b = best_fit(set, stream, size, /*without_split=*/uncoalesced_ > 0)) {
+  if (Block* b = best_fit(set, stream, size, /*without_split=*/!recent_frees_.empty())) {
     ++stats_.cache_hits;
     return b;
   }
-  coalesce();
+  coalesce_recent();
   // Blocks freed while another stream still used them may be ready now.
-  for (Block* b : fences_.collect_completed()) {
+  fences_.collect_completed([this](Block* b) {
     b->pending = false;
     release_block(b);
-  }
+  });
   if (Block* b = best_fit(set, stream, size)) {
     ++stats_.cache_hits;
     return b;
@@ -160,8 +161,11 @@ CachingAllocator::Impl::Block* CachingAllocator::Impl::find_or_grow(std::size_t 
   // No room for a new small segment: carve the small request out of cached large blocks
   // rather than fail while free memory sits in the large pool.
   if (small) {
-    if (Block* b = best_fit(large_free_, stream, size)) return b;
-    if (Block* b = other_stream_fit(large_free_, stream, size)) return b;
+    Block* b = best_fit(large_free_, stream, size);
+    if (b == nullptr && (b = other_stream_fit(large_free_, stream, size)) != nullptr)
+      ++stats_.cross_stream_reuses;
+    if (b != nullptr) ++stats_.cache_hits;
+    return b;
   }
   return nullptr;
 }
@@ -220,6 +224,7 @@ CachingAllocator::Impl::Block* CachingAllocator::Impl::grow(std::size_t size, St
     b->stream = stream;
     seg->first = b;
     segments_.push_back(std::move(seg));
+    fences_.note_stream(stream);  // its unused rest is cached for this stream, and others
     stats_.reserved.add(seg_size);
     stats_.segments.add(1);
     ++stats_.segment_allocs;
@@ -259,38 +264,53 @@ void* CachingAllocator::Impl::take(Block* b, std::size_t size, std::size_t reque
 void CachingAllocator::Impl::release_block(Block* b) {
   stats_.active.sub(b->size);
   b->free_seq = ++free_seq_;
-  fences_.note_free(b->stream);
-  // Coalescing is deferred to coalesce(): a block freed and taken again at the same size
-  // (the steady state of a training loop) then costs no split and no merge.
+  fences_.note_stream(b->stream);
+  // Coalescing is deferred: a block freed and taken again at the same size (the steady
+  // state of a training loop) then costs no split and no merge. Every kCoalesceEvery frees,
+  // and before any split, the runs around the recent frees are merged.
   pool(b->segment->small).insert(*b);
-  if (++uncoalesced_ >= kCoalesceEvery) coalesce();
+  recent_frees_.push_back(b);
+  if (recent_frees_.size() >= kCoalesceEvery) coalesce_recent();
 }
 
-bool CachingAllocator::Impl::coalesce(bool any_stream) {
-  if (uncoalesced_ == 0 && !any_stream) return false;
-  uncoalesced_ = 0;
+bool CachingAllocator::Impl::coalesce_recent() {
   bool merged = false;
-  auto is_free = [](const Block* n) { return n != nullptr && !n->allocated && !n->pending; };
-  auto joins = [&](const Block* b) {
-    return is_free(b->next) && (any_stream || b->next->stream == b->stream);
-  };
-  for (auto& seg : segments_) {
-    FreeSet& set = pool(seg->small);
-    for (Block* b = seg->first; b != nullptr; b = b->next) {
-      if (!is_free(b) || !joins(b)) continue;
-      set.erase(set.iterator_to(*b));  // its key (size) changes
-      while (joins(b)) {
-        Block* n = b->next;
-        set.erase(set.iterator_to(*n));
-        b->size += n->size;
-        b->free_seq = std::max(b->free_seq, n->free_seq);
-        unlink(n);
-      }
-      set.insert(*b);
-      merged = true;
-    }
+  for (Block* b : recent_frees_) {
+    // Absorbed by an earlier merge (recycled: no segment), or taken again since.
+    if (b->segment == nullptr || b->allocated || b->pending) continue;
+    while (b->prev != nullptr && joins(b->prev, false)) b = b->prev;
+    merged |= merge_run(b, false);
   }
+  recent_frees_.clear();
   return merged;
+}
+
+void CachingAllocator::Impl::coalesce_all_streams() {
+  for (auto& seg : segments_)
+    for (Block* b = seg->first; b != nullptr; b = b->next)
+      if (!b->allocated && !b->pending) merge_run(b, true);
+  recent_frees_.clear();
+}
+
+bool CachingAllocator::Impl::joins(const Block* b, bool any_stream) noexcept {
+  const Block* n = b->next;
+  return !b->allocated && !b->pending && n != nullptr && !n->allocated && !n->pending &&
+         (any_stream || n->stream == b->stream);
+}
+
+bool CachingAllocator::Impl::merge_run(Block* b, bool any_stream) {
+  if (!joins(b, any_stream)) return false;
+  FreeSet& set = pool(b->segment->small);
+  set.erase(set.iterator_to(*b));  // its key (size) changes
+  while (joins(b, any_stream)) {
+    Block* n = b->next;
+    set.erase(set.iterator_to(*n));
+    b->size += n->size;
+    b->free_seq = std::max(b->free_seq, n->free_seq);
+    unlink(n);
+  }
+  set.insert(*b);
+  return true;
 }
 
 void CachingAllocator::Impl::unlink(Block* n) {

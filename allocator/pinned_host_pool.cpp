@@ -38,12 +38,17 @@ void* PinnedHostPool::try_allocate(std::size_t bytes) {
   if (bytes > sizes::kMaxRequest) return nullptr;
   std::size_t size = rounded_size(bytes);
   std::lock_guard lock(mutex_);
-  void* ptr = take_cached(size);
-  if (ptr == nullptr) {
-    if (stats_.reserved + size > stats_.budget && !drop_idle(size)) {
+  void* ptr = take_cached(size, /*wait=*/false);
+  if (ptr == nullptr && stats_.reserved + size > stats_.budget) {
+    // At the budget: a same-size buffer whose copy is still running is worth waiting for
+    // (pinning a new one costs milliseconds); otherwise drop idle buffers to make room.
+    ptr = take_cached(size, /*wait=*/true);
+    if (ptr == nullptr && !drop_idle(size)) {
       ++stats_.refusals;
       return nullptr;
     }
+  }
+  if (ptr == nullptr) {
     ptr = backend_.allocate_pinned(size, numa_node_);
     if (ptr == nullptr) {
       ++stats_.refusals;
@@ -61,28 +66,36 @@ void* PinnedHostPool::try_allocate(std::size_t bytes) {
   return ptr;
 }
 
-void* PinnedHostPool::take_cached(std::size_t size) {
+void* PinnedHostPool::take_cached(std::size_t size, bool wait) {
   auto [first, last] = idle_.equal_range(size);
   for (auto it = first; it != last; ++it) {
-    if (it->second.has_event && !backend_.query(it->second.last_use)) continue;
+    if (it->second.has_event) {
+      if (wait) {
+        backend_.synchronize(it->second.last_use);
+      } else if (!backend_.query(it->second.last_use)) {
+        continue;
+      }
+    }
     Buffer b = it->second;
     idle_.erase(it);
-    void* ptr = b.ptr;
-    in_use_.emplace(ptr, b);
-    return ptr;
+    in_use_.emplace(b.ptr, b);
+    return b.ptr;
   }
   return nullptr;
 }
 
 bool PinnedHostPool::drop_idle(std::size_t needed) {
-  // Give back idle buffers (oldest sizes first) until `needed` more bytes fit the budget.
+  std::size_t idle_bytes = 0;
+  for (const auto& [size, b] : idle_) idle_bytes += b.size;
+  if (stats_.reserved - idle_bytes + needed > stats_.budget) return false;  // cannot help
+  // Give back idle buffers, smallest sizes first, until `needed` more bytes fit.
   for (auto it = idle_.begin(); it != idle_.end() && stats_.reserved + needed > stats_.budget;) {
     if (it->second.has_event) backend_.synchronize(it->second.last_use);
     stats_.reserved -= it->second.size;
     free_buffer(it->second);
     it = idle_.erase(it);
   }
-  return stats_.reserved + needed <= stats_.budget;
+  return true;
 }
 
 void PinnedHostPool::deallocate(void* ptr, Stream stream) {
@@ -92,8 +105,8 @@ void PinnedHostPool::deallocate(void* ptr, Stream stream) {
                   fmt::format("pinned host pool: deallocate({}) of a buffer it did not hand out "
                               "(double free or foreign pointer)",
                               ptr));
-  Buffer b = it->second;
-  in_use_.erase(it);
+  Buffer& b = it->second;
+  // Event first: if the backend throws, the buffer is still in use and nothing changed.
   if (!b.has_event) {
     b.last_use = backend_.create_event();
     b.has_event = true;
@@ -101,6 +114,7 @@ void PinnedHostPool::deallocate(void* ptr, Stream stream) {
   backend_.record(b.last_use, stream);
   stats_.in_use -= b.size;
   idle_.emplace(b.size, b);
+  in_use_.erase(it);
 }
 
 void PinnedHostPool::release_cached() {

@@ -1,6 +1,7 @@
 #include "allocator/stream_fences.hpp"
 
 #include <algorithm>
+#include <functional>
 
 namespace memento::detail {
 
@@ -43,38 +44,42 @@ void StreamFences::request_fence(Stream stream, std::uint64_t seq) {
 void StreamFences::add_pending(Block* block, const std::vector<Stream>& streams) {
   Pending p{block, {}};
   p.events.reserve(streams.size() + 1);
-  // The allocation stream too: reuse on a third stream must also wait for it.
-  for (Stream s : streams) {
-    Event e = take_event();
-    backend_.record(e, s);
-    p.events.push_back(e);
+  try {
+    // The allocation stream too: reuse on a third stream must also wait for it.
+    for (Stream s : streams) {
+      p.events.push_back(take_event());
+      backend_.record(p.events.back(), s);
+    }
+    p.events.push_back(take_event());
+    backend_.record(p.events.back(), block->stream);
+  } catch (...) {
+    // Nothing was registered: the events go back and the caller's state is untouched.
+    spare_events_.insert(spare_events_.end(), p.events.begin(), p.events.end());
+    throw;
   }
-  Event own = take_event();
-  backend_.record(own, block->stream);
-  p.events.push_back(own);
   pending_.push_back(std::move(p));
 }
 
-std::vector<Block*> StreamFences::collect_completed() {
-  std::vector<Block*> done;
-  std::erase_if(pending_, [&](Pending& p) {
-    for (Event e : p.events)
-      if (!backend_.query(e)) return false;
-    spare_events_.insert(spare_events_.end(), p.events.begin(), p.events.end());
-    done.push_back(p.block);
-    return true;
-  });
-  return done;
+void StreamFences::collect_completed(const std::function<void(Block*)>& release) {
+  for (std::size_t i = 0; i < pending_.size();) {
+    Pending& p = pending_[i];
+    bool done = std::all_of(p.events.begin(), p.events.end(),
+                            [this](Event e) { return backend_.query(e); });
+    if (!done) {
+      ++i;
+      continue;
+    }
+    finish(i, release);
+  }
 }
 
-std::vector<Block*> StreamFences::wait_all(std::uint64_t seq) {
-  std::vector<Block*> done;
-  for (Pending& p : pending_) {
-    for (Event e : p.events) backend_.synchronize(e);
-    spare_events_.insert(spare_events_.end(), p.events.begin(), p.events.end());
-    done.push_back(p.block);
+void StreamFences::wait_all(std::uint64_t seq, const std::function<void(Block*)>& release) {
+  // One entry at a time, each forgotten only once its own waits succeeded: if a wait
+  // throws, the rest stay pending and no event is owned twice.
+  while (!pending_.empty()) {
+    for (Event e : pending_.back().events) backend_.synchronize(e);
+    finish(pending_.size() - 1, release);
   }
-  pending_.clear();
   for (Stream s : streams_) {
     Fence& f = fence(s);
     if (f.in_flight) {
@@ -89,7 +94,14 @@ std::vector<Block*> StreamFences::wait_all(std::uint64_t seq) {
       f.safe_seq = f.recorded_seq;
     }
   }
-  return done;
+}
+
+void StreamFences::finish(std::size_t index, const std::function<void(Block*)>& release) {
+  Pending p = std::move(pending_[index]);
+  pending_[index] = std::move(pending_.back());
+  pending_.pop_back();
+  spare_events_.insert(spare_events_.end(), p.events.begin(), p.events.end());
+  release(p.block);
 }
 
 void StreamFences::discard_pending() noexcept {

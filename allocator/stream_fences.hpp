@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "allocator/block.hpp"
@@ -21,28 +22,31 @@ class StreamFences {
   StreamFences(const StreamFences&) = delete;
   StreamFences& operator=(const StreamFences&) = delete;
 
-  /// A block was freed on `stream` (inline: it is on every free).
-  void note_free(Stream stream) {
+  /// `stream` has (or may get) cached blocks: a block freed on it, or the unused rest of a
+  /// segment it grew. Inline: it is on every free.
+  void note_stream(Stream stream) {
     Fence& f = fence(stream);
     if (!f.seen) {
       f.seen = true;
       streams_.push_back(stream);
     }
   }
-  /// Streams that have had frees, in first-seen order.
+  /// Streams that may own cached blocks, in first-seen order.
   [[nodiscard]] const std::vector<Stream>& streams_with_frees() const noexcept { return streams_; }
   /// Blocks freed on `stream` with a free sequence number up to this are safe elsewhere.
   [[nodiscard]] std::uint64_t safe_seq(Stream stream);
   /// Records a fence on `stream` covering frees up to `seq`, unless one is in flight.
   void request_fence(Stream stream, std::uint64_t seq);
 
-  /// Holds `block` until the work now submitted to each of `streams` has completed.
+  /// Holds `block` until the work now submitted to each of `streams` (and to its own
+  /// stream) has completed. If recording throws, nothing is held and the error propagates.
   void add_pending(Block* block, const std::vector<Stream>& streams);
-  /// Pending blocks whose events have all completed; they are no longer tracked.
-  [[nodiscard]] std::vector<Block*> collect_completed();
-  /// Blocks until every stream's frees up to `seq` are safe and every pending block is
-  /// released; returns the released pending blocks.
-  [[nodiscard]] std::vector<Block*> wait_all(std::uint64_t seq);
+  /// Hands each pending block whose events have all completed to `release`.
+  void collect_completed(const std::function<void(Block*)>& release);
+  /// Blocks until every stream's frees up to `seq` are safe, handing every pending block to
+  /// `release` once its events completed. Exception-safe: what was not released stays
+  /// pending.
+  void wait_all(std::uint64_t seq, const std::function<void(Block*)>& release);
   /// Forgets pending blocks (allocator teardown).
   void discard_pending() noexcept;
 
@@ -65,6 +69,7 @@ class StreamFences {
     return fences_[stream.id];
   }
   Event take_event();
+  void finish(std::size_t index, const std::function<void(Block*)>& release);
 
   Backend& backend_;
   std::vector<Fence> fences_;  // by stream id

@@ -27,12 +27,13 @@ void BM_CachedAllocFree(benchmark::State& state) {
 }
 BENCHMARK(BM_CachedAllocFree)->Arg(512)->Arg(64 << 10)->Arg(4 << 20);
 
-// The same with 64 live blocks around it, so the free-set and live-set trees are not trivial.
+// The same with N live blocks of assorted sizes around it, so the trees are not trivial.
 void BM_CachedAllocFreeBusy(benchmark::State& state) {
-  auto backend = make_host_backend({.capacity = std::size_t{1} << 30, .link_bandwidth = 0});
+  auto backend = make_host_backend({.capacity = std::size_t{4} << 30, .link_bandwidth = 0});
   CachingAllocator alloc(*backend);
   std::vector<void*> live;
-  for (int i = 0; i < 64; ++i) live.push_back(alloc.allocate(512u * static_cast<unsigned>(i + 1)));
+  for (int i = 0; i < state.range(0); ++i)
+    live.push_back(alloc.allocate(512u * static_cast<unsigned>(i % 64 + 1)));
   alloc.deallocate(alloc.allocate(64 << 10));
   for (auto _ : state) {
     void* p = alloc.allocate(64 << 10);
@@ -41,7 +42,7 @@ void BM_CachedAllocFreeBusy(benchmark::State& state) {
   }
   for (void* p : live) alloc.deallocate(p);
 }
-BENCHMARK(BM_CachedAllocFreeBusy);
+BENCHMARK(BM_CachedAllocFreeBusy)->Arg(64)->Arg(4096);
 
 // What every allocation would cost without the cache: a raw backend segment.
 void BM_BackendSegmentAllocFree(benchmark::State& state) {

@@ -48,7 +48,11 @@ class CachingAllocator {
   [[nodiscard]] Stream allocation_stream(const void* ptr) const;
 
   /// Registers a pressure handler; handlers are tried in registration order. Returns an id.
+  /// Handlers run without the allocator's lock. Allocations a handler makes get no nested
+  /// pressure round (they fail with OutOfMemory rather than recurse).
   int add_pressure_handler(PressureHandler handler);
+  /// Unregisters a handler; returns only once no call to it is still running. LogicError
+  /// for an unknown id, or when called from inside a pressure handler.
   void remove_pressure_handler(int id);
 
   /// Reports bytes of live allocations that the runtime could still evict; used to state

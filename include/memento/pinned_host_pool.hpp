@@ -56,7 +56,7 @@ class PinnedHostPool {
     Event last_use{};
   };
 
-  void* take_cached(std::size_t size);
+  void* take_cached(std::size_t size, bool wait);
   bool drop_idle(std::size_t needed);
   void free_buffer(Buffer& b) noexcept;
 

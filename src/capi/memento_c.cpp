@@ -22,8 +22,11 @@ struct Instance {
   int device = 0;
 };
 
-std::mutex g_mutex;
-std::shared_ptr<Instance> g_instance;
+// Deliberately never destroyed (as PyTorch does with its allocator): static destructors at
+// exit would free device memory after the CUDA runtime may have shut down, and a late
+// memento_free from another static destructor would re-create the instance.
+std::mutex& g_mutex = *new std::mutex;
+std::shared_ptr<Instance>& g_instance = *new std::shared_ptr<Instance>;
 thread_local std::string t_last_error;
 
 DeviceSpec default_device() {

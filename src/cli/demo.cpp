@@ -73,9 +73,10 @@ int run_demo(const DemoOptions& o) {
   fmt::print("\n{}", format_stats_table(s));
   fmt::print(
       "\npeak reserved / peak allocated: {:.3f}   cache hit rate: {:.1f}%   "
-      "replay time: {:.3f} s\n",
+      "replay time: {:.3f} s{}\n",
       static_cast<double>(s.reserved.peak) / static_cast<double>(s.allocated.peak),
-      100.0 * static_cast<double>(s.cache_hits) / static_cast<double>(s.allocations), seconds);
+      100.0 * static_cast<double>(s.cache_hits) / static_cast<double>(s.allocations), seconds,
+      real_memory ? "" : " (virtual clock: this demo runs no kernels)");
   return 0;
 }
 

@@ -180,6 +180,66 @@ TYPED_TEST(AllocatorConformance, RecordStreamDelaysReuseUntilThatStreamIsDone) {
   this->backend_->destroy_event(gate);
 }
 
+TYPED_TEST(AllocatorConformance, AStreamThatNeverFreedStillSharesItsSegment) {
+  // The unused rest of a segment grown for stream b must be usable by stream 0.
+  CachingAllocator alloc(*this->backend_, {.budget = std::size_t{2} << 20});
+  Stream b = this->backend_->create_stream();
+  void* first = alloc.allocate(4096, b);
+  void* second = alloc.allocate(4096);
+  EXPECT_NE(second, nullptr);
+  EXPECT_EQ(alloc.stats().segments.current, 1u);
+  alloc.deallocate(second);
+  alloc.deallocate(first);
+}
+
+TYPED_TEST(AllocatorConformance, FencedBlocksMoveAcrossStreamsWithoutADrain) {
+  constexpr std::size_t MiB = std::size_t{1} << 20;
+  CachingAllocator alloc(*this->backend_, {.budget = 4 * MiB});
+  Stream a = this->backend_->create_stream();
+  Stream b = this->backend_->create_stream();
+  void* p = alloc.allocate(2 * MiB, a);
+  alloc.deallocate(p);
+  void* q = alloc.allocate(2 * MiB, b);  // p's fence is only recorded now: q is new memory
+  EXPECT_NE(q, p);
+  this->backend_->synchronize_all();
+  void* r = alloc.allocate(2 * MiB, b);  // the fence has completed: p moves to stream b
+  EXPECT_EQ(r, p);
+  AllocatorStats s = alloc.stats();
+  EXPECT_EQ(s.cross_stream_reuses, 1u);
+  EXPECT_EQ(s.stream_syncs, 0u) << "the pressure path should not have been needed";
+  alloc.deallocate(q);
+  alloc.deallocate(r);
+}
+
+TYPED_TEST(AllocatorConformance, RecordStreamOfAnUnknownStreamLeavesTheBlockIntact) {
+  CachingAllocator alloc(*this->backend_);
+  void* p = alloc.allocate(4096);
+  EXPECT_THROW(alloc.record_stream(p, Stream{777}), LogicError);
+  alloc.deallocate(p);
+  alloc.release_cached();
+  AllocatorStats s = alloc.stats();
+  EXPECT_EQ(s.live_blocks.current, 0u);
+  EXPECT_EQ(s.active.current, 0u);
+  EXPECT_EQ(s.reserved.current, 0u);
+}
+
+TYPED_TEST(AllocatorConformance, PeaksResetAndTheStatsTableNamesEveryFigure) {
+  CachingAllocator alloc(*this->backend_);
+  void* p = alloc.allocate(std::size_t{3} << 20);
+  alloc.deallocate(p);
+  AllocatorStats before = alloc.stats();
+  EXPECT_EQ(before.allocated.peak, std::size_t{3} << 20);
+  alloc.reset_peaks();
+  AllocatorStats after = alloc.stats();
+  EXPECT_EQ(after.allocated.peak, 0u);
+  EXPECT_EQ(after.reserved.peak, after.reserved.current);
+  std::string table = format_stats_table(before);
+  for (const char* row : {"budget", "allocated", "reserved", "active", "segments", "fragmentation",
+                          "cache hits", "pressure calls", "out of memory"})
+    EXPECT_NE(table.find(row), std::string::npos) << row << "\n" << table;
+  EXPECT_NE(table.find("3.00 MiB"), std::string::npos) << table;
+}
+
 TYPED_TEST(AllocatorConformance, RandomSequencesKeepBlocksDisjoint) {
   std::uint64_t seed = test_seed();
   std::mt19937_64 rng(seed);

@@ -209,10 +209,24 @@ void HostBackend::copy_async(void* dst, const void* src, std::size_t bytes, Copy
                        ? static_cast<double>(bytes) / options_.link_bandwidth
                        : 0.0;
   stream_ref(stream).submit([dst, src, bytes, seconds] {
+    if (seconds <= 0) {
+      if (bytes > 0) std::memcpy(dst, src, bytes);
+      return;
+    }
+    // Throttled to the modelled link, in chunks spread over the copy's duration, so the
+    // source is read (and the destination written) progressively as over a real link, and
+    // reusing either buffer before the copy completes shows up as corruption.
+    constexpr std::size_t kChunks = 16;
     auto start = std::chrono::steady_clock::now();
-    if (bytes > 0) std::memcpy(dst, src, bytes);
-    // Throttle to the modelled link so overlap of copies with compute is real.
-    if (seconds > 0) std::this_thread::sleep_until(start + std::chrono::duration<double>(seconds));
+    std::size_t chunk = (bytes + kChunks - 1) / kChunks;
+    for (std::size_t i = 0, done = 0; done < bytes; ++i) {
+      std::size_t n = std::min(chunk, bytes - done);
+      std::this_thread::sleep_until(
+          start + std::chrono::duration<double>(seconds * static_cast<double>(i) / kChunks));
+      std::memcpy(static_cast<char*>(dst) + done, static_cast<const char*>(src) + done, n);
+      done += n;
+    }
+    std::this_thread::sleep_until(start + std::chrono::duration<double>(seconds));
   });
 }
 
