@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "allocator/block.hpp"
+#include "allocator/futex_lock.hpp"
 #include "allocator/stream_fences.hpp"
 #include "memento/caching_allocator.hpp"
 
@@ -71,15 +72,16 @@ class CachingAllocator::Impl {
   /// Removes `n` from its segment's chain (its predecessor has absorbed it).
   void unlink(Block* n);
   void drain_and_release();
-  std::size_t call_handlers(std::unique_lock<std::mutex>& lock, std::size_t size, Stream stream);
-  [[noreturn]] void throw_oom(std::unique_lock<std::mutex>& lock, std::size_t bytes, Stream stream,
-                              std::size_t freed, const char* why);
+  std::size_t call_handlers(std::unique_lock<detail::FutexLock>& lock, std::size_t size,
+                            Stream stream);
+  [[noreturn]] void throw_oom(std::unique_lock<detail::FutexLock>& lock, std::size_t bytes,
+                              Stream stream, std::size_t freed, const char* why);
   Block* live_block(const void* ptr, const char* what) const;
   Block* new_block();
   void recycle(Block* b);
 
   Backend& backend_;
-  mutable std::mutex mutex_;
+  mutable detail::FutexLock mutex_;
   std::size_t budget_ = 0;
   FreeSet small_free_;
   FreeSet large_free_;
@@ -97,7 +99,7 @@ class CachingAllocator::Impl {
     int running = 0;  // calls in progress (without the lock)
   };
   std::vector<std::shared_ptr<HandlerEntry>> handlers_;
-  std::condition_variable handler_idle_;
+  std::condition_variable_any handler_idle_;
   int next_handler_id_ = 1;
   std::function<std::size_t()> evictable_probe_;
 };

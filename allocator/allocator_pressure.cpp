@@ -94,7 +94,7 @@ void CachingAllocator::Impl::drain_and_release() {
   coalesce_all_streams();
 }
 
-std::size_t CachingAllocator::Impl::call_handlers(std::unique_lock<std::mutex>& lock,
+std::size_t CachingAllocator::Impl::call_handlers(std::unique_lock<detail::FutexLock>& lock,
                                                   std::size_t size, Stream stream) {
   if (t_handler_depth > 0) return 0;  // an allocation made by a handler: no nested round
   auto handlers = handlers_;
@@ -124,7 +124,7 @@ std::size_t CachingAllocator::Impl::call_handlers(std::unique_lock<std::mutex>& 
   return freed;
 }
 
-void CachingAllocator::Impl::throw_oom(std::unique_lock<std::mutex>& lock, std::size_t bytes,
+void CachingAllocator::Impl::throw_oom(std::unique_lock<detail::FutexLock>& lock, std::size_t bytes,
                                        Stream stream, std::size_t freed, const char* why) {
   ++stats_.out_of_memory;
   AllocatorStats s = stats_;

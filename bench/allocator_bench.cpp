@@ -91,6 +91,48 @@ void BM_TransformerTrace(benchmark::State& state) {
 }
 BENCHMARK(BM_TransformerTrace)->Arg(1)->Arg(4)->Arg(8)->Unit(benchmark::kMillisecond);
 
+// On a GPU: the cached pair against cudaMalloc/cudaFree. Registered only where a CUDA device
+// exists (see main), so the suite runs everywhere.
+void BM_CudaCachedAllocFree(benchmark::State& state) {
+  auto backend = make_cuda_backend(0);
+  CachingAllocator alloc(*backend);
+  auto bytes = static_cast<std::size_t>(state.range(0));
+  alloc.deallocate(alloc.allocate(bytes));
+  for (auto _ : state) {
+    void* p = alloc.allocate(bytes);
+    benchmark::DoNotOptimize(p);
+    alloc.deallocate(p);
+  }
+  state.SetLabel(backend->info().name);
+}
+
+void BM_CudaSegmentAllocFree(benchmark::State& state) {
+  auto backend = make_cuda_backend(0);
+  auto bytes = static_cast<std::size_t>(state.range(0));
+  for (auto _ : state) {
+    void* p = backend->allocate_segment(bytes);
+    benchmark::DoNotOptimize(p);
+    backend->free_segment(p, bytes);
+  }
+  state.SetLabel(backend->info().name);
+}
+
 }  // namespace
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  if (memento::cuda_device_count() > 0) {
+    benchmark::RegisterBenchmark("BM_CudaCachedAllocFree", BM_CudaCachedAllocFree)
+        ->Arg(512)
+        ->Arg(64 << 10)
+        ->Arg(4 << 20);
+    benchmark::RegisterBenchmark("BM_CudaSegmentAllocFree", BM_CudaSegmentAllocFree)
+        ->Arg(512)
+        ->Arg(64 << 10)
+        ->Arg(4 << 20);
+  }
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
