@@ -52,13 +52,17 @@ struct Config {
   std::optional<BudgetSpec> budget;
   std::optional<std::size_t> host_budget;
   std::optional<DeviceSpec> device;
+  std::optional<std::string> policy;  ///< MEMENTO_POLICY: an eviction policy name
 };
+
+/// Checks an eviction policy name ("lru", "dtr", ...); ConfigError listing them otherwise.
+[[nodiscard]] std::string parse_policy(std::string_view text, std::string_view what);
 
 /// Reads a variable: returns std::nullopt when unset.
 using EnvLookup = std::function<std::optional<std::string>(const char* name)>;
 
 /// Builds the configuration from the variables `lookup` returns. MEMENTO_CONF holds
-/// comma-separated key:value pairs with keys budget, host_budget, device; a key also set by
+/// comma-separated key:value pairs with keys budget, host_budget, device, policy; a key also set by
 /// its own variable must agree with it. Unknown keys are errors listing the valid ones.
 [[nodiscard]] Config parse_config(const EnvLookup& lookup);
 

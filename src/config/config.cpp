@@ -4,6 +4,7 @@
 #include "memento/config.hpp"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <cctype>
 #include <charconv>
@@ -20,6 +21,7 @@
 #include "config/text.hpp"
 #include "memento/device_profile.hpp"
 #include "memento/error.hpp"
+#include "memento/policy.hpp"
 
 namespace memento {
 namespace {
@@ -35,7 +37,7 @@ constexpr std::string_view kDeviceForms =
     "host, host:CAPACITY (e.g. host:16GiB), sim:PROFILE, cuda (device 0) or cuda:N "
     "(N a device index >= 0)";
 constexpr std::string_view kConfHint =
-    "comma-separated key:value pairs with keys budget, host_budget, device, "
+    "comma-separated key:value pairs with keys budget, host_budget, device, policy, "
     "e.g. budget:8GiB,device:sim:h100-sxm";
 
 std::string profile_names() {
@@ -121,7 +123,7 @@ std::map<std::string, ConfItem, std::less<>> parse_conf(std::string_view conf) {
     if (colon == std::string_view::npos) fail(fmt::format("item \"{}\" is not key:value", item));
     const std::string_view key = trim(item.substr(0, colon));
     const std::string_view value = trim(item.substr(colon + 1));
-    if (key != "budget" && key != "host_budget" && key != "device")
+    if (key != "budget" && key != "host_budget" && key != "device" && key != "policy")
       fail(fmt::format("unknown key \"{}\"", key));
     if (items.contains(key)) fail(fmt::format("key \"{}\" is given twice", key));
     items.emplace(std::string(key),
@@ -262,10 +264,19 @@ DeviceSpec parse_device(std::string_view text, std::string_view what) {
   return spec;
 }
 
+std::string parse_policy(std::string_view text, std::string_view what) {
+  const std::string_view name = trim(text);
+  std::vector<std::string> names = policy_names();
+  if (std::find(names.begin(), names.end(), name) != names.end()) return std::string(name);
+  MEMENTO_FAIL(ConfigError, fmt::format("{} is not an eviction policy; accepted: {}",
+                                        setting(what, text), fmt::join(names, ", ")));
+}
+
 Config parse_config(const EnvLookup& lookup) {
   const std::optional<std::string> budget = lookup("MEMENTO_BUDGET");
   const std::optional<std::string> host_budget = lookup("MEMENTO_HOST_BUDGET");
   const std::optional<std::string> device = lookup("MEMENTO_DEVICE");
+  const std::optional<std::string> policy = lookup("MEMENTO_POLICY");
   const std::optional<std::string> conf_text = lookup("MEMENTO_CONF");
 
   // A set-but-empty variable is an error, not "unset": each parser rejects empty text.
@@ -280,6 +291,8 @@ Config parse_config(const EnvLookup& lookup) {
                          [](std::size_t a, std::size_t b) { return a == b; });
   config.device =
       merge<DeviceSpec>(device, "MEMENTO_DEVICE", conf, "device", parse_device, same_device);
+  config.policy = merge<std::string>(policy, "MEMENTO_POLICY", conf, "policy", parse_policy,
+                                     std::equal_to<std::string>{});
   return config;
 }
 

@@ -72,6 +72,11 @@ class TensorRegistry {
   /// Bytes of the tensors currently in `state`.
   [[nodiscard]] std::size_t bytes_in(Residency state) const noexcept;
   [[nodiscard]] std::size_t size() const noexcept { return tensors_.size(); }
+  /// How many recipes of registered tensors name `id` as an input.
+  [[nodiscard]] int recipe_uses(TensorId id) const noexcept {
+    auto it = recipe_uses_.find(id);
+    return it == recipe_uses_.end() ? 0 : it->second;
+  }
 
  private:
   std::unordered_map<TensorId, TrackedTensor> tensors_;

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "memento/error.hpp"
+#include "memento/policy.hpp"
 
 namespace memento {
 namespace {
@@ -534,9 +535,20 @@ TEST(ParseConfig, RejectedEnvironments) {
        {"MEMENTO_CONF=\"budget=8GiB\"", "item \"budget=8GiB\" is not key:value",
         "budget, host_budget, device"}},
       {"conf unknown key",
-       {{"MEMENTO_CONF", "budget:1G,policy:auto"}},
-       {"MEMENTO_CONF=\"budget:1G,policy:auto\"", "unknown key \"policy\"",
-        "budget, host_budget, device"}},
+       {{"MEMENTO_CONF", "budget:1G,colour:blue"}},
+       {"MEMENTO_CONF=\"budget:1G,colour:blue\"", "unknown key \"colour\"",
+        "budget, host_budget, device, policy"}},
+      {"policy unknown",
+       {{"MEMENTO_POLICY", "fifo"}},
+       {"MEMENTO_POLICY=\"fifo\" is not an eviction policy",
+        "accepted: lru, largest, recompute, offload, dtr"}},
+      {"policy empty", {{"MEMENTO_POLICY", ""}}, {"MEMENTO_POLICY=\"\"", "accepted: lru"}},
+      {"conf policy unknown",
+       {{"MEMENTO_CONF", "policy:LRU"}},
+       {"MEMENTO_CONF policy:\"LRU\" is not an eviction policy", "accepted: lru"}},
+      {"policy conflict",
+       {{"MEMENTO_POLICY", "dtr"}, {"MEMENTO_CONF", "policy:lru"}},
+       {"MEMENTO_POLICY=\"dtr\" conflicts with MEMENTO_CONF policy:\"lru\""}},
       {"conf key case", {{"MEMENTO_CONF", "Budget:1G"}}, {"unknown key \"Budget\""}},
       {"conf duplicate key",
        {{"MEMENTO_CONF", "budget:1G,budget:1G"}},
@@ -640,6 +652,29 @@ TEST(ConfigFromEnv, ReadsTheProcessEnvironment) {
   EXPECT_EQ(c->device->profile, "l4");
   EXPECT_THAT(bad, HasSubstr("MEMENTO_DEVICE=\"\""));
   EXPECT_THAT(bad, HasSubstr("empty"));
+}
+
+}  // namespace
+}  // namespace memento
+
+namespace memento {
+namespace {
+
+TEST(ParseConfigPolicy, AcceptsEveryPolicyFromEitherSource) {
+  for (const std::string& name : policy_names()) {
+    std::map<std::string, std::string> env{{"MEMENTO_POLICY", name}};
+    Config c = parse_config([&](const char* k) -> std::optional<std::string> {
+      auto it = env.find(k);
+      return it == env.end() ? std::nullopt : std::optional<std::string>(it->second);
+    });
+    EXPECT_EQ(c.policy, name);
+    std::map<std::string, std::string> conf{{"MEMENTO_CONF", "policy:" + name}};
+    Config d = parse_config([&](const char* k) -> std::optional<std::string> {
+      auto it = conf.find(k);
+      return it == conf.end() ? std::nullopt : std::optional<std::string>(it->second);
+    });
+    EXPECT_EQ(d.policy, name);
+  }
 }
 
 }  // namespace

@@ -1,0 +1,100 @@
+// The runtime: tracked activations that leave device memory under the allocator's budget,
+// by discard (recomputed from their recipe on use) or by offload (copied to pinned host
+// memory, copied back on use), and come back bit-identical.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+#include "memento/backend.hpp"
+#include "memento/caching_allocator.hpp"
+#include "memento/op.hpp"
+#include "memento/pinned_host_pool.hpp"
+#include "memento/policy.hpp"
+#include "memento/residency.hpp"
+
+namespace memento {
+
+class TensorRegistry;
+
+struct RuntimeCounters {
+  std::size_t discards = 0;           ///< evictions by discard
+  std::size_t offloads = 0;           ///< evictions by offload
+  std::size_t offload_fallbacks = 0;  ///< offloads turned into discards: host pool full
+  std::size_t bytes_offloaded = 0;
+  std::size_t bytes_prefetched = 0;
+  std::size_t recomputes = 0;
+  double recompute_flops = 0;
+  double stall_seconds = 0;  ///< host time spent waiting for offload copies to finish
+};
+
+struct RuntimeOptions {
+  /// Rates that turn an op's cost into the seconds policies weigh (relative matters).
+  double flops_per_second = 1e12;
+  double bytes_per_second = 1e12;
+};
+
+class Runtime {
+ public:
+  /// Registers itself as `allocator`'s pressure handler. `host_pool` may be null (no
+  /// offloading: every eviction discards).
+  Runtime(Backend& backend, CachingAllocator& allocator, PinnedHostPool* host_pool,
+          std::unique_ptr<Policy> policy, RuntimeOptions options = {});
+  ~Runtime();
+  Runtime(const Runtime&) = delete;
+  Runtime& operator=(const Runtime&) = delete;
+
+  /// A tensor that is never evicted (an input or a parameter); write it through use().
+  TensorId constant(std::size_t bytes);
+
+  /// Runs `op` on the compute stream over `inputs` into a new tensor of `output_bytes`
+  /// and records the recipe, so the result can be discarded and recomputed.
+  TensorId compute(std::shared_ptr<const Op> op, const std::vector<TensorId>& inputs,
+                   std::size_t output_bytes, RngState rng = {});
+
+  /// Pins the tensor and returns its device storage, bringing it back first if it was
+  /// evicted (waits for or issues copies, or recomputes it). Pair with release().
+  [[nodiscard]] void* use(TensorId id);
+  void release(TensorId id);
+
+  /// The caller is done with the tensor. Its memory goes back at once; its record stays
+  /// while the recipe of a live tensor still needs it.
+  void free(TensorId id);
+
+  [[nodiscard]] Residency state(TensorId id) const;
+  [[nodiscard]] RuntimeCounters counters() const;
+  [[nodiscard]] Stream compute_stream() const noexcept { return compute_; }
+
+ private:
+  struct Copy {  // an in-flight offload
+    Event done;
+  };
+
+  std::size_t on_pressure(std::size_t bytes_needed);
+  std::size_t evict(TensorId id, EvictAction action);
+  void materialize(TensorId id);
+  void recompute(TensorId id);
+  void finish_offload(TensorId id);
+  void prefetch(TensorId id);
+  void drop(TensorId id);
+
+  Backend& backend_;
+  CachingAllocator& allocator_;
+  PinnedHostPool* host_pool_;
+  std::unique_ptr<Policy> policy_;
+  RuntimeOptions options_;
+  Stream compute_;
+  Stream d2h_;
+  Stream h2d_;
+  mutable std::recursive_mutex mutex_;  // the pressure handler re-enters on this thread
+  std::unique_ptr<TensorRegistry> registry_;
+  std::unordered_map<TensorId, Copy> offloads_;
+  std::vector<TensorId> freed_;  // freed by the caller, kept for live recipes
+  RuntimeCounters counters_;
+  int handler_id_ = 0;
+};
+
+}  // namespace memento

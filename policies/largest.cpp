@@ -1,0 +1,26 @@
+// largest: evict the biggest tensor; frees the most memory per eviction, so the fewest
+// evictions (and later restores) satisfy a given request.
+#include <memory>
+#include <string>
+
+#include "policies/policies.hpp"
+
+namespace memento {
+namespace {
+
+class LargestPolicy final : public Policy {
+ public:
+  std::string name() const override { return "largest"; }
+  double score(const TrackedTensor& t, const PolicyContext&) const override {
+    return static_cast<double>(t.desc.bytes);
+  }
+  EvictAction action(const TrackedTensor&, const PolicyContext& ctx) const override {
+    return detail::prefer_offload(ctx);
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Policy> make_largest_policy() { return std::make_unique<LargestPolicy>(); }
+
+}  // namespace memento

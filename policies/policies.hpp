@@ -1,0 +1,35 @@
+// Factories for the built-in eviction policies, and the small pieces several of them share.
+// Only the registry (make_policy) and tests include this; everyone else goes by name.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "memento/policy.hpp"
+#include "runtime/tensor_registry.hpp"
+
+namespace memento {
+
+[[nodiscard]] std::unique_ptr<Policy> make_lru_policy();
+[[nodiscard]] std::unique_ptr<Policy> make_largest_policy();
+[[nodiscard]] std::unique_ptr<Policy> make_recompute_policy();
+[[nodiscard]] std::unique_ptr<Policy> make_offload_policy();
+[[nodiscard]] std::unique_ptr<Policy> make_dtr_policy();
+
+namespace detail {
+
+/// Logical time since the tensor's last use. Clamped at 0 so a tensor touched "after" the
+/// context's snapshot of the clock never wraps around to a huge staleness.
+[[nodiscard]] inline double staleness(const TrackedTensor& t, const PolicyContext& ctx) noexcept {
+  return ctx.now > t.last_access ? static_cast<double>(ctx.now - t.last_access) : 0.0;
+}
+
+/// Offload when host memory is there: a copy costs link bandwidth but no compute, and it is
+/// hidden behind compute when bandwidth allows. Without host memory, discarding is the only
+/// option left (the runtime refuses it for tensors without a recipe).
+[[nodiscard]] inline EvictAction prefer_offload(const PolicyContext& ctx) noexcept {
+  return ctx.host_pool_available ? EvictAction::offload : EvictAction::discard;
+}
+
+}  // namespace detail
+}  // namespace memento

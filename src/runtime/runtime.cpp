@@ -1,0 +1,148 @@
+#include "memento/runtime.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "common/log.hpp"
+#include "memento/error.hpp"
+#include "runtime/tensor_registry.hpp"
+
+namespace memento {
+
+Runtime::Runtime(Backend& backend, CachingAllocator& allocator, PinnedHostPool* host_pool,
+                 std::unique_ptr<Policy> policy, RuntimeOptions options)
+    : backend_(backend),
+      allocator_(allocator),
+      host_pool_(host_pool),
+      policy_(std::move(policy)),
+      options_(options),
+      compute_(Backend::default_stream()),
+      d2h_(backend.create_stream()),
+      h2d_(backend.create_stream()),
+      registry_(std::make_unique<TensorRegistry>()) {
+  MEMENTO_EXPECTS(policy_ != nullptr, "the runtime needs an eviction policy");
+  handler_id_ = allocator_.add_pressure_handler(
+      [this](std::size_t needed, Stream) { return on_pressure(needed); });
+  allocator_.set_evictable_bytes_probe([this] {
+    std::lock_guard lock(mutex_);
+    std::size_t n = 0;
+    for (const TrackedTensor* t : registry_->eviction_candidates()) n += t->desc.bytes;
+    return n;
+  });
+}
+
+Runtime::~Runtime() {
+  allocator_.remove_pressure_handler(handler_id_);
+  allocator_.set_evictable_bytes_probe({});
+  try {
+    backend_.synchronize_all();
+  } catch (const std::exception& e) {
+    log::error(fmt::format("runtime teardown: {}", e.what()));
+  }
+  for (auto& [id, copy] : offloads_) backend_.destroy_event(copy.done);
+}
+
+TensorId Runtime::constant(std::size_t bytes) {
+  std::lock_guard lock(mutex_);
+  MEMENTO_EXPECTS(bytes > 0, "constant: size must be positive");
+  void* device = allocator_.allocate(bytes, compute_);
+  TensorDesc desc;
+  desc.bytes = bytes;
+  desc.evictable = false;
+  return registry_->add(std::move(desc), device);
+}
+
+TensorId Runtime::compute(std::shared_ptr<const Op> op, const std::vector<TensorId>& inputs,
+                          std::size_t output_bytes, RngState rng) {
+  std::lock_guard lock(mutex_);
+  MEMENTO_EXPECTS(op != nullptr, "compute: null op");
+  MEMENTO_EXPECTS(output_bytes > 0,
+                  fmt::format("compute({}): output size must be positive", op->name()));
+  std::vector<Storage> in;
+  std::vector<std::size_t> in_bytes;
+  for (TensorId id : inputs) {
+    in.push_back({use(id), registry_->at(id).desc.bytes});
+    in_bytes.push_back(in.back().bytes);
+  }
+  void* out = nullptr;
+  try {
+    out = allocator_.allocate(output_bytes, compute_);
+    backend_.launch(compute_, op->make_kernel(in, {out, output_bytes}, rng));
+  } catch (...) {
+    if (out != nullptr) allocator_.deallocate(out);
+    for (TensorId id : inputs) release(id);
+    throw;
+  }
+  for (TensorId id : inputs) release(id);
+  KernelCost cost = op->cost(in_bytes, output_bytes);
+  TensorDesc desc;
+  desc.bytes = output_bytes;
+  desc.compute_seconds =
+      cost.flops / options_.flops_per_second + cost.bytes / options_.bytes_per_second;
+  desc.recipe = Recipe{std::move(op), inputs, rng};
+  return registry_->add(std::move(desc), out);
+}
+
+void* Runtime::use(TensorId id) {
+  std::lock_guard lock(mutex_);
+  registry_->pin(id);
+  try {
+    materialize(id);
+  } catch (...) {
+    registry_->unpin(id);
+    throw;
+  }
+  registry_->touch(id);
+  return registry_->at(id).device;
+}
+
+void Runtime::release(TensorId id) {
+  std::lock_guard lock(mutex_);
+  registry_->unpin(id);
+}
+
+void Runtime::free(TensorId id) {
+  std::lock_guard lock(mutex_);
+  const TrackedTensor& t = registry_->at(id);
+  MEMENTO_EXPECTS(t.pins == 0, fmt::format("free of tensor {} while in use ({} pins)", id, t.pins));
+  if (registry_->recipe_uses(id) > 0) {
+    // A live tensor's recipe needs it: it stays, evictable like any activation.
+    freed_.push_back(id);
+    return;
+  }
+  drop(id);
+}
+
+void Runtime::drop(TensorId id) {
+  std::vector<TensorId> work{id};
+  while (!work.empty()) {
+    TensorId cur = work.back();
+    work.pop_back();
+    TrackedTensor& t = registry_->at(cur);
+    if (t.state == Residency::offloading) finish_offload(cur);
+    if (t.device != nullptr) allocator_.deallocate(t.device);
+    if (t.host != nullptr) host_pool_->deallocate(t.host, h2d_);
+    std::vector<TensorId> inputs;
+    if (t.desc.recipe) inputs = t.desc.recipe->inputs;
+    registry_->erase(cur);
+    std::erase(freed_, cur);
+    // Inputs the caller already freed may now be needed by no recipe at all.
+    for (TensorId in : inputs)
+      if (std::find(freed_.begin(), freed_.end(), in) != freed_.end() &&
+          registry_->recipe_uses(in) == 0 && registry_->at(in).pins == 0)
+        work.push_back(in);
+  }
+}
+
+Residency Runtime::state(TensorId id) const {
+  std::lock_guard lock(mutex_);
+  return registry_->at(id).state;
+}
+
+RuntimeCounters Runtime::counters() const {
+  std::lock_guard lock(mutex_);
+  return counters_;
+}
+
+}  // namespace memento
