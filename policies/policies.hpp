@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <memory>
 
 #include "memento/policy.hpp"
@@ -15,6 +16,8 @@ namespace memento {
 [[nodiscard]] std::unique_ptr<Policy> make_recompute_policy();
 [[nodiscard]] std::unique_ptr<Policy> make_offload_policy();
 [[nodiscard]] std::unique_ptr<Policy> make_dtr_policy();
+[[nodiscard]] std::unique_ptr<Policy> make_capuchin_policy();
+[[nodiscard]] std::unique_ptr<Policy> make_auto_policy();
 
 namespace detail {
 
@@ -29,6 +32,18 @@ namespace detail {
 /// option left (the runtime refuses it for tensors without a recipe).
 [[nodiscard]] inline EvictAction prefer_offload(const PolicyContext& ctx) noexcept {
   return ctx.host_pool_available ? EvictAction::offload : EvictAction::discard;
+}
+
+/// Seconds to copy the tensor to host and back (offload + prefetch). +infinity when it
+/// cannot be offloaded (no host pool) or the link speed is unknown (a zero bandwidth): no
+/// estimate can then promise the copy is hidden or cheap.
+[[nodiscard]] inline double round_trip_seconds(const TrackedTensor& t,
+                                               const PolicyContext& ctx) noexcept {
+  if (!ctx.host_pool_available || ctx.d2h_bandwidth <= 0 || ctx.h2d_bandwidth <= 0) {
+    return std::numeric_limits<double>::infinity();
+  }
+  const auto bytes = static_cast<double>(t.desc.bytes);
+  return bytes / ctx.d2h_bandwidth + bytes / ctx.h2d_bandwidth;
 }
 
 }  // namespace detail

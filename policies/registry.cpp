@@ -18,12 +18,14 @@ struct Entry {
 };
 
 // The order is the one error messages and policy_names() list.
-constexpr std::array<Entry, 5> kPolicies{{
+constexpr std::array<Entry, 7> kPolicies{{
     {"lru", &make_lru_policy},
     {"largest", &make_largest_policy},
     {"recompute", &make_recompute_policy},
     {"offload", &make_offload_policy},
     {"dtr", &make_dtr_policy},
+    {"capuchin", &make_capuchin_policy},
+    {"auto", &make_auto_policy},
 }};
 
 }  // namespace

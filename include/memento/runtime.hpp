@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <unordered_map>
@@ -28,13 +29,27 @@ struct RuntimeCounters {
   std::size_t bytes_prefetched = 0;
   std::size_t recomputes = 0;
   double recompute_flops = 0;
-  double stall_seconds = 0;  ///< host time spent waiting for offload copies to finish
+};
+
+/// What one step (begin_step .. end_step) did.
+struct StepStats {
+  RuntimeCounters counters;          ///< this step's share of the counters
+  std::size_t prefetches_ahead = 0;  ///< copies back issued by the prefetcher before use
+  std::size_t peak_allocated = 0;    ///< allocator peaks during the step
+  std::size_t peak_reserved = 0;
+  double seconds = 0;  ///< backend clock (virtual on sim)
 };
 
 struct RuntimeOptions {
   /// Rates that turn an op's cost into the seconds policies weigh (relative matters).
   double flops_per_second = 1e12;
   double bytes_per_second = 1e12;
+  /// Host link rates the policies weigh copies with (bytes/s; 0: unknown). Set them from
+  /// the device profile (sim) or a measurement (cuda).
+  double d2h_bandwidth = 0;
+  double h2d_bandwidth = 0;
+  /// The prefetcher keeps at most this many bytes of copies back in flight ahead of use.
+  std::size_t prefetch_lookahead_bytes = std::size_t{1} << 30;
 };
 
 class Runtime {
@@ -64,6 +79,19 @@ class Runtime {
   /// while the recipe of a live tensor still needs it.
   void free(TensorId id);
 
+  /// Runs `fn` (which builds part of the graph from `inputs`) and then discards every
+  /// activation it produced except the tensors it returns, like torch.utils.checkpoint:
+  /// they are recomputed on access.
+  std::vector<TensorId> checkpoint(
+      const std::function<std::vector<TensorId>(const std::vector<TensorId>&)>& fn,
+      const std::vector<TensorId>& inputs);
+
+  /// Delimit a training step. The prefetcher learns the order in which a step uses its
+  /// tensors (by creation order within the step, so the same program gives the same
+  /// keys) and, in the next step, copies offloaded tensors back ahead of their use.
+  void begin_step();
+  StepStats end_step();
+
   [[nodiscard]] Residency state(TensorId id) const;
   [[nodiscard]] RuntimeCounters counters() const;
   [[nodiscard]] Stream compute_stream() const noexcept { return compute_; }
@@ -77,9 +105,11 @@ class Runtime {
   std::size_t evict(TensorId id, EvictAction action);
   void materialize(TensorId id);
   void recompute(TensorId id);
-  void finish_offload(TensorId id);
   void prefetch(TensorId id);
   void drop(TensorId id);
+  void note_use(TensorId id);
+  void prefetch_ahead();
+  double next_use_seconds(TensorId id) const;
 
   Backend& backend_;
   CachingAllocator& allocator_;
@@ -95,6 +125,21 @@ class Runtime {
   std::vector<TensorId> freed_;  // freed by the caller, kept for live recipes
   RuntimeCounters counters_;
   int handler_id_ = 0;
+
+  // Step state and the prefetcher. Keys are creation ordinals within a step.
+  bool in_step_ = false;
+  double step_start_ = 0;
+  RuntimeCounters step_base_;
+  std::size_t prefetches_ahead_ = 0;
+  std::unordered_map<TensorId, std::size_t> ordinal_;  // this step's tensors
+  std::vector<TensorId> by_ordinal_;
+  struct Access {
+    std::size_t ordinal;
+    double seconds;  // since the step began
+  };
+  std::vector<Access> order_;       // this step's uses
+  std::vector<Access> last_order_;  // the previous step's uses
+  std::size_t cursor_ = 0;          // position in last_order_
 };
 
 }  // namespace memento

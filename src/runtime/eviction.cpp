@@ -15,10 +15,16 @@ std::size_t Runtime::on_pressure(std::size_t bytes_needed) {
   PolicyContext ctx;
   ctx.now = registry_->clock();
   ctx.host_pool_available = host_pool_ != nullptr;
+  ctx.d2h_bandwidth = options_.d2h_bandwidth;
+  ctx.h2d_bandwidth = options_.h2d_bandwidth;
   std::vector<const TrackedTensor*> candidates = registry_->eviction_candidates();
   std::vector<std::pair<double, TensorId>> ranked;
   ranked.reserve(candidates.size());
-  for (const TrackedTensor* t : candidates) ranked.emplace_back(policy_->score(*t, ctx), t->id);
+  for (const TrackedTensor* c : candidates) {
+    TrackedTensor& t = registry_->at(c->id);
+    t.next_use_seconds = next_use_seconds(t.id);
+    ranked.emplace_back(policy_->score(t, ctx), t.id);
+  }
   // Highest score first; ties by id so the choice is deterministic.
   std::sort(ranked.begin(), ranked.end(), [](const auto& a, const auto& b) {
     return a.first != b.first ? a.first > b.first : a.second < b.second;
@@ -97,8 +103,6 @@ void Runtime::materialize(TensorId id) {
           stack.pop_back();
           break;
         case Residency::offloading:
-          finish_offload(frame.id);
-          break;
         case Residency::on_host:
         case Residency::prefetching:
           prefetch(frame.id);
@@ -161,24 +165,21 @@ void Runtime::recompute(TensorId id) {
   counters_.recompute_flops += recipe.op->cost(in_bytes, t.desc.bytes).flops;
 }
 
-void Runtime::finish_offload(TensorId id) {
-  auto it = offloads_.find(id);
-  MEMENTO_EXPECTS(it != offloads_.end(), fmt::format("tensor {} has no offload copy", id));
-  double start = backend_.now();
-  backend_.synchronize(it->second.done);
-  counters_.stall_seconds += backend_.now() - start;
-  backend_.destroy_event(it->second.done);
-  offloads_.erase(it);
-  registry_->move(id, Residency::on_host);
-}
-
 void Runtime::prefetch(TensorId id) {
   TrackedTensor& t = registry_->at(id);
   void* device = allocator_.allocate(t.desc.bytes, compute_);
+  Event ready = backend_.create_event();
+  if (t.state == Residency::offloading) {
+    // Its copy out may still run: the copy back waits for it on the device, not the host.
+    auto copy = offloads_.find(id);
+    backend_.wait(h2d_, copy->second.done);
+    backend_.destroy_event(copy->second.done);
+    offloads_.erase(copy);
+    registry_->move(id, Residency::on_host);
+  }
   registry_->move(id, Residency::prefetching);
   // The block may be one the compute stream used until now: the copy starts after that
   // work, and the compute stream's later work starts after the copy.
-  Event ready = backend_.create_event();
   backend_.record(ready, compute_);
   backend_.wait(h2d_, ready);
   backend_.copy_async(device, t.host, t.desc.bytes, CopyKind::host_to_device, h2d_);

@@ -50,7 +50,12 @@ TensorId Runtime::constant(std::size_t bytes) {
   TensorDesc desc;
   desc.bytes = bytes;
   desc.evictable = false;
-  return registry_->add(std::move(desc), device);
+  TensorId id = registry_->add(std::move(desc), device);
+  if (in_step_) {
+    ordinal_[id] = by_ordinal_.size();
+    by_ordinal_.push_back(id);
+  }
+  return id;
 }
 
 TensorId Runtime::compute(std::shared_ptr<const Op> op, const std::vector<TensorId>& inputs,
@@ -81,7 +86,12 @@ TensorId Runtime::compute(std::shared_ptr<const Op> op, const std::vector<Tensor
   desc.compute_seconds =
       cost.flops / options_.flops_per_second + cost.bytes / options_.bytes_per_second;
   desc.recipe = Recipe{std::move(op), inputs, rng};
-  return registry_->add(std::move(desc), out);
+  TensorId id = registry_->add(std::move(desc), out);
+  if (in_step_) {
+    ordinal_[id] = by_ordinal_.size();
+    by_ordinal_.push_back(id);
+  }
+  return id;
 }
 
 void* Runtime::use(TensorId id) {
@@ -94,7 +104,9 @@ void* Runtime::use(TensorId id) {
     throw;
   }
   registry_->touch(id);
-  return registry_->at(id).device;
+  void* device = registry_->at(id).device;
+  note_use(id);
+  return device;
 }
 
 void Runtime::release(TensorId id) {
@@ -120,9 +132,17 @@ void Runtime::drop(TensorId id) {
     TensorId cur = work.back();
     work.pop_back();
     TrackedTensor& t = registry_->at(cur);
-    if (t.state == Residency::offloading) finish_offload(cur);
     if (t.device != nullptr) allocator_.deallocate(t.device);
-    if (t.host != nullptr) host_pool_->deallocate(t.host, h2d_);
+    if (auto copy = offloads_.find(cur); copy != offloads_.end()) {
+      backend_.destroy_event(copy->second.done);
+      offloads_.erase(copy);
+    }
+    // Reused only after the copies ordered so far on both copy streams (an offload still
+    // writing it, or a copy back reading it).
+    if (t.host != nullptr) {
+      host_pool_->deallocate(t.host, d2h_);
+      // (the pool waits for the d2h stream; a copy back, if any, was ordered before)
+    }
     std::vector<TensorId> inputs;
     if (t.desc.recipe) inputs = t.desc.recipe->inputs;
     registry_->erase(cur);

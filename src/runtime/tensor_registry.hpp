@@ -38,6 +38,9 @@ struct TrackedTensor {
   void* host = nullptr;    ///< pinned host copy while offloading, on host or prefetching
   int pins = 0;            ///< uses in progress: a pinned tensor is never evicted
   std::uint64_t last_access = 0;
+  /// Seconds of compute expected before this tensor's next use, from the access order of
+  /// the previous step (negative: unknown). Policies weigh whether a copy can be hidden.
+  double next_use_seconds = -1;
 };
 
 class TensorRegistry {
@@ -66,6 +69,8 @@ class TensorRegistry {
   /// Records a use on the logical clock; returns the new time.
   std::uint64_t touch(TensorId id);
   [[nodiscard]] std::uint64_t clock() const noexcept { return clock_; }
+  /// The id the next add() will return (ids only grow).
+  [[nodiscard]] TensorId next_id() const noexcept { return next_id_; }
 
   /// Resident, unpinned, evictable tensors: what a policy may choose victims from.
   [[nodiscard]] std::vector<const TrackedTensor*> eviction_candidates() const;

@@ -541,7 +541,7 @@ TEST(ParseConfig, RejectedEnvironments) {
       {"policy unknown",
        {{"MEMENTO_POLICY", "fifo"}},
        {"MEMENTO_POLICY=\"fifo\" is not an eviction policy",
-        "accepted: lru, largest, recompute, offload, dtr"}},
+        "accepted: lru, largest, recompute, offload, dtr, capuchin, auto"}},
       {"policy empty", {{"MEMENTO_POLICY", ""}}, {"MEMENTO_POLICY=\"\"", "accepted: lru"}},
       {"conf policy unknown",
        {{"MEMENTO_CONF", "policy:LRU"}},
