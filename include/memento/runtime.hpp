@@ -20,6 +20,7 @@
 namespace memento {
 
 class TensorRegistry;
+struct TensorDesc;
 
 struct RuntimeCounters {
   std::size_t discards = 0;           ///< evictions by discard
@@ -101,6 +102,15 @@ class Runtime {
     Event done;
   };
 
+  struct OpRun {
+    void* output = nullptr;
+    KernelCost cost;
+  };
+  /// Launches `op` on the compute stream over resident, pinned `inputs` into a new block.
+  OpRun run_op(const Op& op, const std::vector<TensorId>& inputs, std::size_t output_bytes,
+               const RngState& rng);
+  /// Registers a new tensor, numbering it within the current step.
+  TensorId track(TensorDesc desc, void* device);
   std::size_t on_pressure(std::size_t bytes_needed);
   std::size_t evict(TensorId id, EvictAction action);
   void materialize(TensorId id);

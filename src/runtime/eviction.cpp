@@ -141,28 +141,20 @@ void Runtime::recompute(TensorId id) {
   TrackedTensor& t = registry_->at(id);
   const Recipe& recipe = *t.desc.recipe;
   registry_->move(id, Residency::recomputing);
-  std::vector<Storage> in;
-  std::vector<std::size_t> in_bytes;
-  for (TensorId input : recipe.inputs) {
-    registry_->pin(input);  // its allocation below must not evict them
-    in.push_back({registry_->at(input).device, registry_->at(input).desc.bytes});
-    in_bytes.push_back(in.back().bytes);
-  }
-  void* out = nullptr;
+  for (TensorId input : recipe.inputs) registry_->pin(input);  // the allocation must not evict them
+  OpRun run;
   try {
-    out = allocator_.allocate(t.desc.bytes, compute_);
-    backend_.launch(compute_, recipe.op->make_kernel(in, {out, t.desc.bytes}, recipe.rng));
+    run = run_op(*recipe.op, recipe.inputs, t.desc.bytes, recipe.rng);
   } catch (...) {
-    if (out != nullptr) allocator_.deallocate(out);
     for (TensorId input : recipe.inputs) registry_->unpin(input);
     t.state = Residency::discarded;  // back where it was: nothing was computed
     throw;
   }
   for (TensorId input : recipe.inputs) registry_->unpin(input);
-  t.device = out;
+  t.device = run.output;
   registry_->move(id, Residency::resident);  // stream order: later work sees the result
   ++counters_.recomputes;
-  counters_.recompute_flops += recipe.op->cost(in_bytes, t.desc.bytes).flops;
+  counters_.recompute_flops += run.cost.flops;
 }
 
 void Runtime::prefetch(TensorId id) {

@@ -50,12 +50,7 @@ TensorId Runtime::constant(std::size_t bytes) {
   TensorDesc desc;
   desc.bytes = bytes;
   desc.evictable = false;
-  TensorId id = registry_->add(std::move(desc), device);
-  if (in_step_) {
-    ordinal_[id] = by_ordinal_.size();
-    by_ordinal_.push_back(id);
-  }
-  return id;
+  return track(std::move(desc), device);
 }
 
 TensorId Runtime::compute(std::shared_ptr<const Op> op, const std::vector<TensorId>& inputs,
@@ -64,29 +59,45 @@ TensorId Runtime::compute(std::shared_ptr<const Op> op, const std::vector<Tensor
   MEMENTO_EXPECTS(op != nullptr, "compute: null op");
   MEMENTO_EXPECTS(output_bytes > 0,
                   fmt::format("compute({}): output size must be positive", op->name()));
-  std::vector<Storage> in;
-  std::vector<std::size_t> in_bytes;
-  for (TensorId id : inputs) {
-    in.push_back({use(id), registry_->at(id).desc.bytes});
-    in_bytes.push_back(in.back().bytes);
-  }
-  void* out = nullptr;
+  std::size_t used = 0;
+  OpRun run;
   try {
-    out = allocator_.allocate(output_bytes, compute_);
-    backend_.launch(compute_, op->make_kernel(in, {out, output_bytes}, rng));
+    for (; used < inputs.size(); ++used) (void)use(inputs[used]);
+    run = run_op(*op, inputs, output_bytes, rng);
   } catch (...) {
-    if (out != nullptr) allocator_.deallocate(out);
-    for (TensorId id : inputs) release(id);
+    for (std::size_t i = 0; i < used; ++i) release(inputs[i]);
     throw;
   }
   for (TensorId id : inputs) release(id);
-  KernelCost cost = op->cost(in_bytes, output_bytes);
   TensorDesc desc;
   desc.bytes = output_bytes;
   desc.compute_seconds =
-      cost.flops / options_.flops_per_second + cost.bytes / options_.bytes_per_second;
+      run.cost.flops / options_.flops_per_second + run.cost.bytes / options_.bytes_per_second;
   desc.recipe = Recipe{std::move(op), inputs, rng};
-  TensorId id = registry_->add(std::move(desc), out);
+  return track(std::move(desc), run.output);
+}
+
+Runtime::OpRun Runtime::run_op(const Op& op, const std::vector<TensorId>& inputs,
+                               std::size_t output_bytes, const RngState& rng) {
+  std::vector<Storage> in;
+  std::vector<std::size_t> in_bytes;
+  for (TensorId id : inputs) {
+    const TrackedTensor& t = registry_->at(id);
+    in.push_back({t.device, t.desc.bytes});
+    in_bytes.push_back(t.desc.bytes);
+  }
+  void* out = allocator_.allocate(output_bytes, compute_);
+  try {
+    backend_.launch(compute_, op.make_kernel(in, {out, output_bytes}, rng));
+  } catch (...) {
+    allocator_.deallocate(out);
+    throw;
+  }
+  return {out, op.cost(in_bytes, output_bytes)};
+}
+
+TensorId Runtime::track(TensorDesc desc, void* device) {
+  TensorId id = registry_->add(std::move(desc), device);
   if (in_step_) {
     ordinal_[id] = by_ordinal_.size();
     by_ordinal_.push_back(id);
@@ -137,12 +148,9 @@ void Runtime::drop(TensorId id) {
       backend_.destroy_event(copy->second.done);
       offloads_.erase(copy);
     }
-    // Reused only after the copies ordered so far on both copy streams (an offload still
-    // writing it, or a copy back reading it).
-    if (t.host != nullptr) {
-      host_pool_->deallocate(t.host, d2h_);
-      // (the pool waits for the d2h stream; a copy back, if any, was ordered before)
-    }
+    // A host copy exists only while offloading or on host (a copy back frees it), so the
+    // d2h stream's work is all that may still touch it.
+    if (t.host != nullptr) host_pool_->deallocate(t.host, d2h_);
     std::vector<TensorId> inputs;
     if (t.desc.recipe) inputs = t.desc.recipe->inputs;
     registry_->erase(cur);

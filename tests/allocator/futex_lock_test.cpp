@@ -1,11 +1,11 @@
+#include "allocator/futex_lock.hpp"
+
 #include <gtest/gtest.h>
 
 #include <chrono>
 #include <mutex>
 #include <thread>
 #include <vector>
-
-#include "allocator/futex_lock.hpp"
 
 namespace memento::detail {
 namespace {
