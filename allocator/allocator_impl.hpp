@@ -71,6 +71,13 @@ class CachingAllocator::Impl {
   bool merge_run(Block* b, bool any_stream);
   /// Removes `n` from its segment's chain (its predecessor has absorbed it).
   void unlink(Block* n);
+  /// Pressure, before any host synchronisation: makes `stream` wait on the device for the
+  /// work that still guards cached blocks and moves them to `stream`, where stream order
+  /// then protects them, until a block of `size` fits. Blocks with record_stream users go
+  /// first, oldest first and one at a time (each adds a wait); then other streams' frees.
+  Block* adopt_on_device(std::size_t size, Stream stream);
+  /// Merges a block that just became free on its stream with its free neighbours there.
+  void merge_around(Block* b);
   void drain_and_release();
   std::size_t call_handlers(std::unique_lock<detail::FutexLock>& lock, std::size_t size,
                             Stream stream);

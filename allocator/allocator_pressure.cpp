@@ -70,6 +70,50 @@ void CachingAllocator::Impl::release_cached() {
   drain_and_release();
 }
 
+CachingAllocator::Impl::Block* CachingAllocator::Impl::adopt_on_device(std::size_t size,
+                                                                       Stream stream) {
+  Block* adopted = nullptr;
+  const auto adopt = [&](Block* b) {
+    b->pending = false;
+    b->stream = stream;
+    release_block(b);  // a fresh free sequence number: freed on `stream` from now on
+    adopted = b;
+  };
+  while (fences_.adopt_oldest_pending(stream, adopt)) {
+    ++stats_.stream_waits;
+    merge_around(adopted);
+    if (Block* b = find_or_grow(size, stream)) return b;
+  }
+  for (Stream other : fences_.streams_with_frees()) {
+    if (other == stream) continue;
+    std::vector<Block*> blocks;
+    for (FreeSet* set : {&small_free_, &large_free_})
+      for (Block& b : *set)
+        if (b.stream == other) blocks.push_back(&b);
+    if (blocks.empty()) continue;
+    fences_.wait_on_device(stream, other);
+    ++stats_.stream_waits;
+    fences_.note_stream(stream);
+    for (Block* b : blocks) {
+      FreeSet& set = pool(b->segment->small);
+      set.erase(set.iterator_to(*b));
+      b->stream = stream;
+      b->free_seq = ++free_seq_;
+      set.insert(*b);
+    }
+    for (Block* b : blocks) merge_around(b);
+    if (Block* b = find_or_grow(size, stream)) return b;
+  }
+  return nullptr;
+}
+
+void CachingAllocator::Impl::merge_around(Block* b) {
+  // Absorbed by an earlier merge (recycled: no segment), or not free.
+  if (b->segment == nullptr || b->allocated || b->pending) return;
+  while (b->prev != nullptr && joins(b->prev, false)) b = b->prev;
+  merge_run(b, false);
+}
+
 void CachingAllocator::Impl::drain_and_release() {
   ++stats_.stream_syncs;
   fences_.wait_all(free_seq_, [this](Block* b) {

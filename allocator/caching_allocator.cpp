@@ -70,8 +70,11 @@ void* CachingAllocator::Impl::allocate(std::size_t bytes, Stream stream) {
   std::size_t freed_by_handlers = 0;
   for (int round = 0;; ++round) {
     if (Block* b = find_or_grow(size, stream)) return take(b, size, bytes, stream);
-    // Pressure: wait for in-flight stream work so cached blocks become reusable, give
-    // back free segments, and try once more before asking the handlers.
+    // Pressure. First let the stream wait on the device for blocks still in use by other
+    // streams (an offload's copy, say): the host keeps running ahead. Then wait on the
+    // host for in-flight work, give back free segments, and try once more before asking
+    // the handlers.
+    if (Block* b = adopt_on_device(size, stream)) return take(b, size, bytes, stream);
     drain_and_release();
     if (Block* b = find_or_grow(size, stream)) return take(b, size, bytes, stream);
     std::size_t freed = call_handlers(lock, size, stream);

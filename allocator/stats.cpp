@@ -37,6 +37,7 @@ std::string format_stats_table(const AllocatorStats& s) {
   count_row("pressure calls", s.pressure_calls);
   row("pressure freed", format_bytes(s.pressure_freed), "");
   count_row("stream syncs", s.stream_syncs);
+  count_row("stream waits", s.stream_waits);
   count_row("out of memory", s.out_of_memory);
   return out;
 }

@@ -73,6 +73,27 @@ void StreamFences::collect_completed(const std::function<void(Block*)>& release)
   }
 }
 
+bool StreamFences::adopt_oldest_pending(Stream waiter, const std::function<void(Block*)>& release) {
+  if (pending_.empty()) return false;
+  // Forgotten only once its waits were enqueued (as in wait_all).
+  for (Event e : pending_.front().events) backend_.wait(waiter, e);
+  finish(0, release);
+  return true;
+}
+
+void StreamFences::wait_on_device(Stream waiter, Stream stream) {
+  Event e = take_event();
+  try {
+    backend_.record(e, stream);
+    backend_.wait(waiter, e);
+  } catch (...) {
+    spare_events_.push_back(e);
+    throw;
+  }
+  // Re-recording it later is safe: a wait is bound to the recording it saw when enqueued.
+  spare_events_.push_back(e);
+}
+
 void StreamFences::wait_all(std::uint64_t seq, const std::function<void(Block*)>& release) {
   // One entry at a time, each forgotten only once its own waits succeeded: if a wait
   // throws, the rest stay pending and no event is owned twice.
@@ -97,9 +118,9 @@ void StreamFences::wait_all(std::uint64_t seq, const std::function<void(Block*)>
 }
 
 void StreamFences::finish(std::size_t index, const std::function<void(Block*)>& release) {
+  // Erased in place: pending_ stays in the order blocks were freed (oldest first).
   Pending p = std::move(pending_[index]);
-  pending_[index] = std::move(pending_.back());
-  pending_.pop_back();
+  pending_.erase(pending_.begin() + static_cast<std::ptrdiff_t>(index));
   spare_events_.insert(spare_events_.end(), p.events.begin(), p.events.end());
   release(p.block);
 }

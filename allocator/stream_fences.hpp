@@ -43,6 +43,12 @@ class StreamFences {
   void add_pending(Block* block, const std::vector<Stream>& streams);
   /// Hands each pending block whose events have all completed to `release`.
   void collect_completed(const std::function<void(Block*)>& release);
+  /// Makes `waiter` wait on the device for the events of the oldest pending block (the
+  /// one most likely done already), then hands it to `release`: it is then safe on
+  /// `waiter` in stream order, with no host synchronisation. False when none is pending.
+  bool adopt_oldest_pending(Stream waiter, const std::function<void(Block*)>& release);
+  /// Makes `waiter` wait on the device for all work submitted to `stream` so far.
+  void wait_on_device(Stream waiter, Stream stream);
   /// Blocks until every stream's frees up to `seq` are safe, handing every pending block to
   /// `release` once its events completed. Exception-safe: what was not released stays
   /// pending.

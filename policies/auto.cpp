@@ -4,8 +4,12 @@
 //   offload:   the round trip (offload + prefetch copy) that compute cannot hide,
 //              max(0, round_trip - next_use_seconds) when the next use is known, else the
 //              whole round trip; +infinity without a host pool or with a zero (unknown)
-//              bandwidth, since nothing says the copy would ever finish in time;
-//   recompute: compute_seconds to rerun the producer; +infinity without a recipe.
+//              bandwidth, since nothing says the copy would ever finish in time; plus the
+//              stall per offload measured in the last step that offloaded, which is what
+//              a saturated link adds (copies queue behind each other), so a link that
+//              cannot carry the traffic turns offloads into recomputes step by step;
+//   recompute: compute_seconds to rerun the producer, plus the discarded inputs it would
+//              have to rerun first (evicted_inputs_seconds); +infinity without a recipe.
 // action = the cheaper way; on a tie offload, which spends link time instead of compute.
 // score  = bytes / (chosen cost + 1e-9) * (1 + log1p(staleness)): memory freed per second
 // lost, so a free eviction of a large tensor goes first; the 1e-9 keeps free ones finite and
@@ -26,14 +30,15 @@ namespace {
 constexpr double kInfinity = std::numeric_limits<double>::infinity();
 
 double offload_cost(const TrackedTensor& t, const PolicyContext& ctx) noexcept {
-  const double round_trip = detail::round_trip_seconds(t, ctx);  // +infinity: impossible
-  if (t.next_use_seconds < 0) return round_trip;                 // nothing to hide behind
-  return std::max(0.0, round_trip - t.next_use_seconds);
+  const double round_trip = detail::round_trip_seconds(t, ctx);           // +infinity: impossible
+  if (t.next_use_seconds < 0) return round_trip + ctx.stall_per_offload;  // nothing to hide behind
+  return std::max(0.0, round_trip - t.next_use_seconds) + ctx.stall_per_offload;
 }
 
 double recompute_cost(const TrackedTensor& t) noexcept {
   // Clamped at 0 so a bogus negative estimate cannot make the score negative.
-  return t.desc.recipe ? std::max(0.0, t.desc.compute_seconds) : kInfinity;
+  return t.desc.recipe ? std::max(0.0, t.desc.compute_seconds + t.evicted_inputs_seconds)
+                       : kInfinity;
 }
 
 class AutoPolicy final : public Policy {

@@ -2,9 +2,11 @@
 // Evict the tensor with the smallest h = cost / (bytes * staleness): cheap to bring back,
 // large, and long unused.
 //
-// The paper's full cost also adds the compute of the evicted neighbourhood (discarded
-// tensors a recompute of this one would have to recompute first). A TrackedTensor alone
-// does not show that; the runtime may pass it in later. Until then this is DTR's h_local.
+// The cost is the paper's neighbourhood cost on the recompute side: the tensor's own compute
+// plus that of the discarded tensors its recompute would have to recompute first
+// (evicted_inputs_seconds, from the runtime). The paper's e*(t) also counts evicted
+// dependents that evicting t would make dearer; the registry keeps no reverse edges, so
+// those are left out.
 #include <algorithm>
 #include <memory>
 #include <string>
@@ -21,7 +23,7 @@ class DtrPolicy final : public Policy {
     // Staleness at least 1: a tensor used this very tick must not divide by zero.
     const double stale = std::max(1.0, detail::staleness(t, ctx));
     const double bytes = std::max(1.0, static_cast<double>(t.desc.bytes));
-    return -(t.desc.compute_seconds / (bytes * stale));
+    return -((t.desc.compute_seconds + t.evicted_inputs_seconds) / (bytes * stale));
   }
   // Discard what can be recomputed (the cost h models); offload the rest.
   EvictAction action(const TrackedTensor& t, const PolicyContext&) const override {

@@ -2,7 +2,8 @@
 # Installs the Debian packages memento builds with, only those missing (idempotent).
 set -euo pipefail
 packages=(cmake ninja-build g++ pkg-config libboost-dev libhwloc-dev libfmt-dev libcli11-dev
-          libgtest-dev libgmock-dev libbenchmark-dev)
+          libgtest-dev libgmock-dev libbenchmark-dev
+          libopenblas-dev nlohmann-json3-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -36,8 +36,9 @@ struct AllocatorStats {
   std::size_t segment_frees = 0;        ///< segments given back
   std::size_t pressure_calls = 0;       ///< pressure-handler invocations
   std::size_t pressure_freed = 0;       ///< bytes the pressure handlers reported freeing
-  std::size_t stream_syncs = 0;         ///< pressure-path waits on stream events
-  std::size_t out_of_memory = 0;        ///< OutOfMemory exceptions thrown
+  std::size_t stream_syncs = 0;         ///< pressure-path host waits on stream events
+  std::size_t stream_waits = 0;   ///< pressure-path device-side waits that moved cached blocks
+  std::size_t out_of_memory = 0;  ///< OutOfMemory exceptions thrown
 
   std::size_t free_bytes = 0;          ///< reserved bytes in free, reusable blocks
   std::size_t largest_free_block = 0;  ///< size of the largest such block

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "memento/kernel.hpp"
@@ -40,6 +41,12 @@ struct DeviceInfo {
   std::string name;          ///< e.g. "host", "sim:h100-sxm", "cuda:0 (NVIDIA H200)"
   std::size_t capacity = 0;  ///< device memory in bytes
   int numa_node = -1;        ///< host NUMA node nearest the device, -1 if unknown
+  /// Rates the runtime turns op costs and copies into seconds with; 0 where unknown.
+  double matrix_flops = 0;      ///< FLOP/s of tensor-core matrix products
+  double vector_flops = 0;      ///< FLOP/s of everything else
+  double memory_bandwidth = 0;  ///< device memory bytes/s
+  double h2d_bandwidth = 0;     ///< host-to-device bytes/s over pinned memory
+  double d2h_bandwidth = 0;     ///< device-to-host bytes/s over pinned memory
 };
 
 /// The device interface. All methods are thread-safe unless noted. Memory-returning calls
@@ -96,6 +103,14 @@ class Backend {
   /// Seconds since the backend was created: the wall clock on host and cuda, the host's
   /// virtual clock on sim.
   [[nodiscard]] virtual double now() const = 0;
+
+  /// Seconds `stream` has spent blocked in device-side waits (wait()) on other streams'
+  /// work since it was created: for the runtime's compute stream, time stalled on copies.
+  /// std::nullopt where the backend does not measure it (cuda).
+  [[nodiscard]] virtual std::optional<double> stalled_seconds(Stream stream) const {
+    (void)stream;
+    return std::nullopt;
+  }
 };
 
 }  // namespace memento

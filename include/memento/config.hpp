@@ -1,6 +1,6 @@
 // Configuration from the environment: MEMENTO_BUDGET, MEMENTO_HOST_BUDGET, MEMENTO_DEVICE,
-// MEMENTO_CONF. Every malformed value is a ConfigError naming the variable, the value and
-// what is accepted.
+// MEMENTO_POLICY, MEMENTO_TRACE, MEMENTO_CONF. Every malformed value is a ConfigError naming the
+// variable, the value and what is accepted.
 #pragma once
 
 #include <cstddef>
@@ -52,18 +52,26 @@ struct Config {
   std::optional<BudgetSpec> budget;
   std::optional<std::size_t> host_budget;
   std::optional<DeviceSpec> device;
-  std::optional<std::string> policy;  ///< MEMENTO_POLICY: an eviction policy name
+  std::optional<std::string> policy;      ///< MEMENTO_POLICY: an eviction policy name
+  std::optional<std::string> trace_file;  ///< MEMENTO_TRACE: where to write a Chrome trace
 };
 
 /// Checks an eviction policy name ("lru", "dtr", ...); ConfigError listing them otherwise.
 [[nodiscard]] std::string parse_policy(std::string_view text, std::string_view what);
 
+/// Checks the path of a Chrome trace file: not empty (surrounding blanks trimmed), not a
+/// directory, and in a directory that exists (the file itself is written later). Returns the
+/// path as given, trimmed. ConfigError otherwise.
+[[nodiscard]] std::string parse_trace_file(std::string_view text, std::string_view what);
+
 /// Reads a variable: returns std::nullopt when unset.
 using EnvLookup = std::function<std::optional<std::string>(const char* name)>;
 
 /// Builds the configuration from the variables `lookup` returns. MEMENTO_CONF holds
-/// comma-separated key:value pairs with keys budget, host_budget, device, policy; a key also set by
-/// its own variable must agree with it. Unknown keys are errors listing the valid ones.
+/// comma-separated key:value pairs with keys budget, host_budget, device, policy, trace; a key
+/// also set by its own variable must agree with it. Unknown keys are errors listing the valid
+/// ones. A value ends at the next comma, so a trace path in MEMENTO_CONF cannot contain one
+/// (MEMENTO_TRACE can); it may contain colons: only the first one separates key and value.
 [[nodiscard]] Config parse_config(const EnvLookup& lookup);
 
 /// parse_config over the process environment.

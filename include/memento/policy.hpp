@@ -26,6 +26,10 @@ struct PolicyContext {
   double d2h_bandwidth = 0;         ///< bytes/s device to host (0: unknown)
   double h2d_bandwidth = 0;         ///< bytes/s host to device (0: unknown)
   bool host_pool_available = true;  ///< false: offloading is impossible (no pool or full)
+  /// Seconds the compute stream stalled on copies per offload, measured in the last step
+  /// that offloaded (0: none measured). Captures what per-tensor estimates miss: copies
+  /// queueing behind each other on a saturated link.
+  double stall_per_offload = 0;
 };
 
 class Policy {

@@ -7,6 +7,9 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -21,11 +24,14 @@ namespace memento {
 
 class TensorRegistry;
 struct TensorDesc;
+class ChromeTrace;
+struct TrackedTensor;
 
 struct RuntimeCounters {
   std::size_t discards = 0;           ///< evictions by discard
   std::size_t offloads = 0;           ///< evictions by offload
   std::size_t offload_fallbacks = 0;  ///< offloads turned into discards: host pool full
+  std::size_t early_offloads = 0;     ///< offloads started after a last use, before pressure
   std::size_t bytes_offloaded = 0;
   std::size_t bytes_prefetched = 0;
   std::size_t recomputes = 0;
@@ -39,16 +45,30 @@ struct StepStats {
   std::size_t peak_allocated = 0;    ///< allocator peaks during the step
   std::size_t peak_reserved = 0;
   double seconds = 0;  ///< backend clock (virtual on sim)
+  /// Seconds the compute stream waited for copies (device-side waits on the copy streams
+  /// and on memory an offload still read); std::nullopt where the backend cannot tell.
+  std::optional<double> stalled_seconds;
 };
 
 struct RuntimeOptions {
-  /// Rates that turn an op's cost into the seconds policies weigh (relative matters).
-  double flops_per_second = 1e12;
-  double bytes_per_second = 1e12;
-  /// Host link rates the policies weigh copies with (bytes/s; 0: unknown). Set them from
-  /// the device profile (sim) or a measurement (cuda).
+  /// Rates that turn an op's cost into the seconds policies weigh, with the roofline the
+  /// sim backend uses. 0: the backend's DeviceInfo; where that is unknown too (host, cuda),
+  /// 1e12 FLOP/s and 1e12 bytes/s (only ratios between ops matter then).
+  double matrix_flops = 0;
+  double vector_flops = 0;
+  double memory_bandwidth = 0;
+  /// Host link rates (bytes/s) the policies and the early offload weigh copies with. 0: the
+  /// backend's DeviceInfo; 0 there too means unknown.
   double d2h_bandwidth = 0;
   double h2d_bandwidth = 0;
+  /// Offload, right after its last use before a gap long enough to hide the copy out and
+  /// back, a tensor the previous step had to offload under pressure (learnt per creation
+  /// order), so the copy overlaps compute instead of stalling the allocation that needs it.
+  bool early_offload = true;
+  /// Where to write a Chrome trace (Perfetto) of compute, recompute, evictions, copies and
+  /// device memory, on the backend clock (virtual on sim). Unset: MEMENTO_TRACE or
+  /// MEMENTO_CONF trace:FILE (see config.hpp); empty: no trace.
+  std::optional<std::string> trace_file{};
   /// The prefetcher keeps at most this many bytes of copies back in flight ahead of use.
   std::size_t prefetch_lookahead_bytes = std::size_t{1} << 30;
 };
@@ -96,9 +116,12 @@ class Runtime {
   [[nodiscard]] Residency state(TensorId id) const;
   [[nodiscard]] RuntimeCounters counters() const;
   [[nodiscard]] Stream compute_stream() const noexcept { return compute_; }
+  /// Writes the trace file now (it is also written when the runtime is destroyed); a no-op
+  /// without a trace. memento::Error when the file cannot be written.
+  void flush_trace();
 
  private:
-  struct Copy {  // an in-flight offload
+  struct Copy {  // an in-flight copy
     Event done;
   };
 
@@ -112,14 +135,30 @@ class Runtime {
   /// Registers a new tensor, numbering it within the current step.
   TensorId track(TensorDesc desc, void* device);
   std::size_t on_pressure(std::size_t bytes_needed);
-  std::size_t evict(TensorId id, EvictAction action);
+  PolicyContext policy_context() const;
+  /// Compute seconds of the discarded ancestors a recompute of `t` would rerun first.
+  double evicted_inputs_seconds(const TrackedTensor& t) const;
+  /// Evicts a resident, unpinned tensor; returns the bytes freed. With `fallback`, an
+  /// offload without host memory discards instead (when there is a recipe).
+  std::size_t evict(TensorId id, EvictAction action, bool fallback = true);
+  /// Roofline seconds of a kernel of this cost with the options' rates.
+  double modelled_seconds(const KernelCost& cost) const;
+  void offload_early(TensorId id);
   void materialize(TensorId id);
   void recompute(TensorId id);
+  /// Starts the copy back of an offloaded tensor (state Prefetching).
   void prefetch(TensorId id);
+  /// Makes the compute stream wait for a prefetch's copy; the tensor is then Resident.
+  void finish_prefetch(TensorId id);
   void drop(TensorId id);
   void note_use(TensorId id);
   void prefetch_ahead();
   double next_use_seconds(TensorId id) const;
+  /// Trace hooks: no-ops without a trace.
+  void trace_span(const char* category, std::string_view name, double start, TensorId id,
+                  std::size_t bytes);
+  void trace_instant(const char* category, std::string_view name, TensorId id, std::size_t bytes);
+  void trace_memory();
 
   Backend& backend_;
   CachingAllocator& allocator_;
@@ -131,21 +170,30 @@ class Runtime {
   Stream h2d_;
   mutable std::recursive_mutex mutex_;  // the pressure handler re-enters on this thread
   std::unique_ptr<TensorRegistry> registry_;
-  std::unordered_map<TensorId, Copy> offloads_;
-  std::vector<TensorId> freed_;  // freed by the caller, kept for live recipes
+  std::unordered_map<TensorId, Copy> offloads_;    // in-flight copies out
+  std::unordered_map<TensorId, Copy> prefetches_;  // in-flight copies back
+  std::vector<TensorId> freed_;                    // freed by the caller, kept for live recipes
   RuntimeCounters counters_;
   int handler_id_ = 0;
+  std::unique_ptr<ChromeTrace> trace_;
+  std::size_t steps_ = 0;
 
   // Step state and the prefetcher. Keys are creation ordinals within a step.
   bool in_step_ = false;
   double step_start_ = 0;
   RuntimeCounters step_base_;
   std::size_t prefetches_ahead_ = 0;
+  std::optional<double> stall_base_;
+  double step_work_ = 0;              // modelled compute seconds launched in this step
+  double stall_per_offload_ = 0;      // learnt: see PolicyContext::stall_per_offload
+  std::vector<bool> offloaded_;       // by ordinal: offloaded in this step
+  std::vector<bool> last_offloaded_;  // ... in the previous step
   std::unordered_map<TensorId, std::size_t> ordinal_;  // this step's tensors
   std::vector<TensorId> by_ordinal_;
   struct Access {
     std::size_t ordinal;
-    double seconds;  // since the step began
+    double seconds;  // modelled compute seconds of the step before this use
+    std::size_t bytes;
   };
   std::vector<Access> order_;       // this step's uses
   std::vector<Access> last_order_;  // the previous step's uses

@@ -1,6 +1,6 @@
-// MEMENTO_BUDGET, MEMENTO_HOST_BUDGET, MEMENTO_DEVICE and MEMENTO_CONF. A bad value is a
-// ConfigError naming the variable, the value and what is accepted: a typo in a budget must
-// never silently fall back to a default.
+// MEMENTO_BUDGET, MEMENTO_HOST_BUDGET, MEMENTO_DEVICE, MEMENTO_POLICY, MEMENTO_TRACE and
+// MEMENTO_CONF. A bad value is a ConfigError naming the variable, the value and what is
+// accepted: a typo in a budget must never silently fall back to a default.
 #include "memento/config.hpp"
 
 #include <fmt/format.h>
@@ -10,6 +10,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <functional>
 #include <limits>
 #include <map>
@@ -37,8 +38,12 @@ constexpr std::string_view kDeviceForms =
     "host, host:CAPACITY (e.g. host:16GiB), sim:PROFILE, cuda (device 0) or cuda:N "
     "(N a device index >= 0)";
 constexpr std::string_view kConfHint =
-    "comma-separated key:value pairs with keys budget, host_budget, device, policy, "
-    "e.g. budget:8GiB,device:sim:h100-sxm";
+    "comma-separated key:value pairs with keys budget, host_budget, device, policy, trace, "
+    "e.g. budget:8GiB,device:sim:h100-sxm,trace:/tmp/run.json (a value cannot contain a "
+    "comma)";
+constexpr std::string_view kTraceForms =
+    "the path of the JSON file to write, in an existing directory, e.g. run.json or "
+    "/tmp/run.json (in MEMENTO_CONF, trace:PATH with no comma in PATH)";
 
 std::string profile_names() {
   std::string names;
@@ -118,12 +123,14 @@ std::map<std::string, ConfItem, std::less<>> parse_conf(std::string_view conf) {
     const std::string_view item = trim(conf.substr(pos, comma - pos));
     // An empty item is most likely a value lost to shell quoting; refuse rather than guess.
     if (item.empty()) fail(fmt::format("item {} is empty", n));
-    // Split at the first ':' only: device values contain one ("device:sim:h100-sxm").
+    // Split at the first ':' only: device values contain one ("device:sim:h100-sxm"), and a
+    // trace path may ("trace:/tmp/a:b.json"). A value ends at the next ',' (none in paths).
     const std::size_t colon = item.find(':');
     if (colon == std::string_view::npos) fail(fmt::format("item \"{}\" is not key:value", item));
     const std::string_view key = trim(item.substr(0, colon));
     const std::string_view value = trim(item.substr(colon + 1));
-    if (key != "budget" && key != "host_budget" && key != "device" && key != "policy")
+    if (key != "budget" && key != "host_budget" && key != "device" && key != "policy" &&
+        key != "trace")
       fail(fmt::format("unknown key \"{}\"", key));
     if (items.contains(key)) fail(fmt::format("key \"{}\" is given twice", key));
     items.emplace(std::string(key),
@@ -272,11 +279,33 @@ std::string parse_policy(std::string_view text, std::string_view what) {
                                         setting(what, text), fmt::join(names, ", ")));
 }
 
+std::string parse_trace_file(std::string_view text, std::string_view what) {
+  namespace fs = std::filesystem;
+  const auto fail = [&](std::string_view reason) {
+    MEMENTO_FAIL(ConfigError, fmt::format("{} is not a trace file: {}; accepted: {}",
+                                          setting(what, text), reason, kTraceForms));
+  };
+  const std::string_view s = trim(text);
+  if (s.empty()) fail("it is empty");
+  const fs::path path{std::string(s)};
+  std::error_code ec;
+  if (!path.has_filename() || fs::is_directory(path, ec)) fail("it names a directory");
+  // The file is written at the end of the run: a missing directory must fail now, not then.
+  const fs::path parent = path.has_parent_path() ? path.parent_path() : fs::path(".");
+  const fs::file_status status = fs::status(parent, ec);
+  if (status.type() == fs::file_type::not_found)
+    fail(fmt::format("directory \"{}\" does not exist", parent.string()));
+  if (ec) fail(fmt::format("cannot check directory \"{}\": {}", parent.string(), ec.message()));
+  if (!fs::is_directory(status)) fail(fmt::format("\"{}\" is not a directory", parent.string()));
+  return std::string(s);
+}
+
 Config parse_config(const EnvLookup& lookup) {
   const std::optional<std::string> budget = lookup("MEMENTO_BUDGET");
   const std::optional<std::string> host_budget = lookup("MEMENTO_HOST_BUDGET");
   const std::optional<std::string> device = lookup("MEMENTO_DEVICE");
   const std::optional<std::string> policy = lookup("MEMENTO_POLICY");
+  const std::optional<std::string> trace = lookup("MEMENTO_TRACE");
   const std::optional<std::string> conf_text = lookup("MEMENTO_CONF");
 
   // A set-but-empty variable is an error, not "unset": each parser rejects empty text.
@@ -293,6 +322,12 @@ Config parse_config(const EnvLookup& lookup) {
       merge<DeviceSpec>(device, "MEMENTO_DEVICE", conf, "device", parse_device, same_device);
   config.policy = merge<std::string>(policy, "MEMENTO_POLICY", conf, "policy", parse_policy,
                                      std::equal_to<std::string>{});
+  // "run.json" and "./run.json" agree: the same file.
+  config.trace_file = merge<std::string>(trace, "MEMENTO_TRACE", conf, "trace", parse_trace_file,
+                                         [](const std::string& a, const std::string& b) {
+                                           return std::filesystem::path(a).lexically_normal() ==
+                                                  std::filesystem::path(b).lexically_normal();
+                                         });
   return config;
 }
 

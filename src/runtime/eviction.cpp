@@ -10,19 +10,47 @@
 
 namespace memento {
 
-std::size_t Runtime::on_pressure(std::size_t bytes_needed) {
-  std::lock_guard lock(mutex_);
+double Runtime::evicted_inputs_seconds(const TrackedTensor& t) const {
+  // Depth-first over discarded ancestors, each counted once; bounded so a pathological
+  // graph cannot make a pressure call quadratic.
+  constexpr std::size_t kMaxVisited = 256;
+  if (!t.desc.recipe) return 0;
+  std::vector<TensorId> work(t.desc.recipe->inputs.begin(), t.desc.recipe->inputs.end());
+  std::vector<TensorId> seen;
+  double seconds = 0;
+  while (!work.empty() && seen.size() < kMaxVisited) {
+    TensorId id = work.back();
+    work.pop_back();
+    const TrackedTensor& in = registry_->at(id);
+    if (in.state != Residency::discarded || std::find(seen.begin(), seen.end(), id) != seen.end())
+      continue;
+    seen.push_back(id);
+    seconds += in.desc.compute_seconds;
+    work.insert(work.end(), in.desc.recipe->inputs.begin(), in.desc.recipe->inputs.end());
+  }
+  return seconds;
+}
+
+PolicyContext Runtime::policy_context() const {
   PolicyContext ctx;
   ctx.now = registry_->clock();
   ctx.host_pool_available = host_pool_ != nullptr;
   ctx.d2h_bandwidth = options_.d2h_bandwidth;
   ctx.h2d_bandwidth = options_.h2d_bandwidth;
+  ctx.stall_per_offload = stall_per_offload_;
+  return ctx;
+}
+
+std::size_t Runtime::on_pressure(std::size_t bytes_needed) {
+  std::lock_guard lock(mutex_);
+  const PolicyContext ctx = policy_context();
   std::vector<const TrackedTensor*> candidates = registry_->eviction_candidates();
   std::vector<std::pair<double, TensorId>> ranked;
   ranked.reserve(candidates.size());
   for (const TrackedTensor* c : candidates) {
     TrackedTensor& t = registry_->at(c->id);
     t.next_use_seconds = next_use_seconds(t.id);
+    t.evicted_inputs_seconds = evicted_inputs_seconds(t);
     ranked.emplace_back(policy_->score(t, ctx), t.id);
   }
   // Highest score first; ties by id so the choice is deterministic.
@@ -37,13 +65,16 @@ std::size_t Runtime::on_pressure(std::size_t bytes_needed) {
   return freed;
 }
 
-std::size_t Runtime::evict(TensorId id, EvictAction action) {
+std::size_t Runtime::evict(TensorId id, EvictAction action, bool fallback) {
+  // A copy back issued ahead of use that memory cannot afford after all: it lands first
+  // (the compute stream waits for it), then leaves like any resident tensor.
+  if (registry_->at(id).state == Residency::prefetching) finish_prefetch(id);
   TrackedTensor& t = registry_->at(id);
   const bool can_discard = t.desc.recipe.has_value();
   void* host = nullptr;
   if (action == EvictAction::offload || !can_discard) {
     host = host_pool_ != nullptr ? host_pool_->try_allocate(t.desc.bytes) : nullptr;
-    if (host == nullptr && !can_discard) return 0;  // neither way out: leave it
+    if (host == nullptr && (!can_discard || !fallback)) return 0;  // no way out: leave it
     if (host == nullptr) ++counters_.offload_fallbacks;
   }
   if (host == nullptr) {
@@ -51,26 +82,66 @@ std::size_t Runtime::evict(TensorId id, EvictAction action) {
     allocator_.deallocate(t.device);  // stream-ordered on the compute stream
     t.device = nullptr;
     ++counters_.discards;
+    trace_instant("evict", "discard", id, t.desc.bytes);
+    trace_memory();
     return t.desc.bytes;
   }
   // Offload: the copy starts after the compute stream's work so far (which produced the
-  // tensor) and the block is reused only after the copy has read it.
+  // tensor) and the block is reused only after the copy has read it. Until the copy is
+  // queued nothing has changed, so a backend error leaves the tensor resident.
+  Event done{};
+  bool have_done = false;
+  try {
+    Event ready = backend_.create_event();
+    backend_.record(ready, compute_);
+    backend_.wait(d2h_, ready);
+    backend_.destroy_event(ready);
+    backend_.copy_async(host, t.device, t.desc.bytes, CopyKind::device_to_host, d2h_);
+    done = backend_.create_event();
+    have_done = true;
+    backend_.record(done, d2h_);
+    allocator_.record_stream(t.device, d2h_);
+  } catch (...) {
+    if (have_done) backend_.destroy_event(done);
+    host_pool_->deallocate(host, d2h_);  // reused only after whatever the copy did
+    throw;
+  }
   registry_->move(id, Residency::offloading);
-  Event ready = backend_.create_event();
-  backend_.record(ready, compute_);
-  backend_.wait(d2h_, ready);
-  backend_.destroy_event(ready);
-  backend_.copy_async(host, t.device, t.desc.bytes, CopyKind::device_to_host, d2h_);
-  Event done = backend_.create_event();
-  backend_.record(done, d2h_);
   offloads_[id] = Copy{done};
-  allocator_.record_stream(t.device, d2h_);
   allocator_.deallocate(t.device);
   t.device = nullptr;
   t.host = host;
   ++counters_.offloads;
   counters_.bytes_offloaded += t.desc.bytes;
+  trace_instant("evict", fallback ? "offload" : "early offload", id, t.desc.bytes);
+  trace_memory();
+  if (auto it = ordinal_.find(id); in_step_ && it != ordinal_.end()) {
+    if (offloaded_.size() <= it->second) offloaded_.resize(it->second + 1);
+    offloaded_[it->second] = true;
+  }
   return t.desc.bytes;
+}
+
+void Runtime::offload_early(TensorId id) {
+  if (!options_.early_offload || !in_step_ || host_pool_ == nullptr) return;
+  auto it = ordinal_.find(id);
+  if (it == ordinal_.end() || it->second >= last_offloaded_.size() || !last_offloaded_[it->second])
+    return;
+  TrackedTensor& t = registry_->at(id);
+  if (t.state != Residency::resident || t.pins > 0 || !t.desc.evictable) return;
+  // Only when the next use is far enough ahead for the copy out and back to hide behind
+  // the compute in between (with unknown link rates: whenever a next use is known), and
+  // when the policy would offload it now rather than discard it.
+  const double gap = next_use_seconds(id);
+  if (gap < 0) return;
+  t.next_use_seconds = gap;
+  if (policy_->action(t, policy_context()) != EvictAction::offload) return;
+  const double bytes = static_cast<double>(t.desc.bytes);
+  double round_trip = 0;
+  if (options_.d2h_bandwidth > 0) round_trip += bytes / options_.d2h_bandwidth;
+  if (options_.h2d_bandwidth > 0) round_trip += bytes / options_.h2d_bandwidth;
+  if (gap < round_trip) return;
+  if (evict(id, EvictAction::offload, /*fallback=*/false) > 0) ++counters_.early_offloads;
 }
 
 void Runtime::materialize(TensorId id) {
@@ -104,9 +175,11 @@ void Runtime::materialize(TensorId id) {
           break;
         case Residency::offloading:
         case Residency::on_host:
-        case Residency::prefetching:
           prefetch(frame.id);
           registry_->touch(frame.id);
+          break;
+        case Residency::prefetching:
+          finish_prefetch(frame.id);
           break;
         case Residency::discarded: {
           std::vector<TensorId> missing;
@@ -138,6 +211,7 @@ void Runtime::materialize(TensorId id) {
 }
 
 void Runtime::recompute(TensorId id) {
+  const double start = backend_.now();
   TrackedTensor& t = registry_->at(id);
   const Recipe& recipe = *t.desc.recipe;
   registry_->move(id, Residency::recomputing);
@@ -155,34 +229,58 @@ void Runtime::recompute(TensorId id) {
   registry_->move(id, Residency::resident);  // stream order: later work sees the result
   ++counters_.recomputes;
   counters_.recompute_flops += run.cost.flops;
+  if (trace_) trace_span("recompute", recipe.op->name(), start, id, t.desc.bytes);
 }
 
 void Runtime::prefetch(TensorId id) {
   TrackedTensor& t = registry_->at(id);
   void* device = allocator_.allocate(t.desc.bytes, compute_);
   Event ready = backend_.create_event();
+  Event arrived{};
+  bool have_arrived = false;
+  try {
+    if (t.state == Residency::offloading) {
+      // Its copy out may still run: the copy back waits for it on the device, not the host.
+      backend_.wait(h2d_, offloads_.at(id).done);
+    }
+    // The block may be one the compute stream used until now: the copy starts after that
+    // work. The compute stream waits for the copy only when the tensor is used
+    // (finish_prefetch), so the copy overlaps the compute in between.
+    backend_.record(ready, compute_);
+    backend_.wait(h2d_, ready);
+    backend_.copy_async(device, t.host, t.desc.bytes, CopyKind::host_to_device, h2d_);
+    arrived = backend_.create_event();
+    have_arrived = true;
+    backend_.record(arrived, h2d_);
+  } catch (...) {
+    backend_.destroy_event(ready);
+    if (have_arrived) backend_.destroy_event(arrived);
+    allocator_.deallocate(device);
+    throw;
+  }
+  backend_.destroy_event(ready);
   if (t.state == Residency::offloading) {
-    // Its copy out may still run: the copy back waits for it on the device, not the host.
     auto copy = offloads_.find(id);
-    backend_.wait(h2d_, copy->second.done);
     backend_.destroy_event(copy->second.done);
     offloads_.erase(copy);
     registry_->move(id, Residency::on_host);
   }
   registry_->move(id, Residency::prefetching);
-  // The block may be one the compute stream used until now: the copy starts after that
-  // work, and the compute stream's later work starts after the copy.
-  backend_.record(ready, compute_);
-  backend_.wait(h2d_, ready);
-  backend_.copy_async(device, t.host, t.desc.bytes, CopyKind::host_to_device, h2d_);
-  backend_.record(ready, h2d_);
-  backend_.wait(compute_, ready);
-  backend_.destroy_event(ready);
+  prefetches_[id] = Copy{arrived};
   host_pool_->deallocate(t.host, h2d_);
   t.host = nullptr;
   t.device = device;
-  registry_->move(id, Residency::resident);
   counters_.bytes_prefetched += t.desc.bytes;
+  trace_instant("copy back", "prefetch", id, t.desc.bytes);
+  trace_memory();
+}
+
+void Runtime::finish_prefetch(TensorId id) {
+  auto copy = prefetches_.find(id);
+  backend_.wait(compute_, copy->second.done);  // later compute sees the data
+  backend_.destroy_event(copy->second.done);
+  prefetches_.erase(copy);
+  registry_->move(id, Residency::resident);
 }
 
 }  // namespace memento

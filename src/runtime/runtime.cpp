@@ -5,8 +5,10 @@
 #include <algorithm>
 
 #include "common/log.hpp"
+#include "memento/config.hpp"
 #include "memento/error.hpp"
 #include "runtime/tensor_registry.hpp"
+#include "trace/chrome_trace.hpp"
 
 namespace memento {
 
@@ -22,6 +24,26 @@ Runtime::Runtime(Backend& backend, CachingAllocator& allocator, PinnedHostPool* 
       h2d_(backend.create_stream()),
       registry_(std::make_unique<TensorRegistry>()) {
   MEMENTO_EXPECTS(policy_ != nullptr, "the runtime needs an eviction policy");
+  const DeviceInfo& info = backend_.info();
+  const auto pick = [](double option, double device, double fallback) {
+    MEMENTO_EXPECTS(option >= 0, fmt::format("runtime options: a rate of {} is not accepted; "
+                                             "rates must be >= 0 (0: the device's)",
+                                             option));
+    return option > 0 ? option : device > 0 ? device : fallback;
+  };
+  options_.vector_flops = pick(options_.vector_flops, info.vector_flops, 1e12);
+  options_.matrix_flops = pick(options_.matrix_flops, info.matrix_flops, options_.vector_flops);
+  options_.memory_bandwidth = pick(options_.memory_bandwidth, info.memory_bandwidth, 1e12);
+  options_.d2h_bandwidth = pick(options_.d2h_bandwidth, info.d2h_bandwidth, 0);
+  options_.h2d_bandwidth = pick(options_.h2d_bandwidth, info.h2d_bandwidth, 0);
+  if (!options_.trace_file) options_.trace_file = config_from_env().trace_file;
+  if (options_.trace_file && !options_.trace_file->empty()) {
+    trace_ = std::make_unique<ChromeTrace>(*options_.trace_file);
+    trace_->set_other_data("device", info.name);
+    trace_->set_other_data("policy", policy_->name());
+    trace_->set_other_data(
+        "clock", info.kind == BackendKind::sim ? "sim virtual host clock" : "host wall clock");
+  }
   handler_id_ = allocator_.add_pressure_handler(
       [this](std::size_t needed, Stream) { return on_pressure(needed); });
   allocator_.set_evictable_bytes_probe([this] {
@@ -41,6 +63,16 @@ Runtime::~Runtime() {
     log::error(fmt::format("runtime teardown: {}", e.what()));
   }
   for (auto& [id, copy] : offloads_) backend_.destroy_event(copy.done);
+  for (auto& [id, copy] : prefetches_) backend_.destroy_event(copy.done);
+  // The tensors die with the runtime: their memory goes back (every stream is idle now).
+  try {
+    for (TrackedTensor* t : registry_->all()) {
+      if (t->device != nullptr) allocator_.deallocate(t->device);
+      if (t->host != nullptr) host_pool_->deallocate(t->host, d2h_);
+    }
+  } catch (const std::exception& e) {
+    log::error(fmt::format("runtime teardown: {}", e.what()));
+  }
 }
 
 TensorId Runtime::constant(std::size_t bytes) {
@@ -59,6 +91,7 @@ TensorId Runtime::compute(std::shared_ptr<const Op> op, const std::vector<Tensor
   MEMENTO_EXPECTS(op != nullptr, "compute: null op");
   MEMENTO_EXPECTS(output_bytes > 0,
                   fmt::format("compute({}): output size must be positive", op->name()));
+  const double start = backend_.now();
   std::size_t used = 0;
   OpRun run;
   try {
@@ -71,10 +104,13 @@ TensorId Runtime::compute(std::shared_ptr<const Op> op, const std::vector<Tensor
   for (TensorId id : inputs) release(id);
   TensorDesc desc;
   desc.bytes = output_bytes;
-  desc.compute_seconds =
-      run.cost.flops / options_.flops_per_second + run.cost.bytes / options_.bytes_per_second;
+  desc.compute_seconds = modelled_seconds(run.cost);
+  const std::string name = trace_ ? op->name() : std::string();
   desc.recipe = Recipe{std::move(op), inputs, rng};
-  return track(std::move(desc), run.output);
+  TensorId id = track(std::move(desc), run.output);
+  trace_span("compute", name, start, id, output_bytes);
+  trace_memory();
+  return id;
 }
 
 Runtime::OpRun Runtime::run_op(const Op& op, const std::vector<TensorId>& inputs,
@@ -93,7 +129,14 @@ Runtime::OpRun Runtime::run_op(const Op& op, const std::vector<TensorId>& inputs
     allocator_.deallocate(out);
     throw;
   }
-  return {out, op.cost(in_bytes, output_bytes)};
+  KernelCost cost = op.cost(in_bytes, output_bytes);
+  step_work_ += modelled_seconds(cost);
+  return {out, cost};
+}
+
+double Runtime::modelled_seconds(const KernelCost& cost) const {
+  double rate = cost.tensor_cores ? options_.matrix_flops : options_.vector_flops;
+  return std::max(cost.flops / rate, cost.bytes / options_.memory_bandwidth);
 }
 
 TensorId Runtime::track(TensorDesc desc, void* device) {
@@ -123,6 +166,7 @@ void* Runtime::use(TensorId id) {
 void Runtime::release(TensorId id) {
   std::lock_guard lock(mutex_);
   registry_->unpin(id);
+  if (registry_->at(id).pins == 0) offload_early(id);
 }
 
 void Runtime::free(TensorId id) {
@@ -130,8 +174,16 @@ void Runtime::free(TensorId id) {
   const TrackedTensor& t = registry_->at(id);
   MEMENTO_EXPECTS(t.pins == 0, fmt::format("free of tensor {} while in use ({} pins)", id, t.pins));
   if (registry_->recipe_uses(id) > 0) {
-    // A live tensor's recipe needs it: it stays, evictable like any activation.
+    // A live tensor's recipe needs it: its record stays. Its memory goes now if it can be
+    // recomputed (only a discarded dependent would ever need it again); otherwise it stays,
+    // evictable like any activation.
     freed_.push_back(id);
+    if (t.state == Residency::resident && t.desc.recipe && t.desc.evictable) {
+      TrackedTensor& mut = registry_->at(id);
+      registry_->move(id, Residency::discarded);  // not an eviction: not counted as one
+      allocator_.deallocate(mut.device);
+      mut.device = nullptr;
+    }
     return;
   }
   drop(id);
@@ -143,6 +195,9 @@ void Runtime::drop(TensorId id) {
     TensorId cur = work.back();
     work.pop_back();
     TrackedTensor& t = registry_->at(cur);
+    // A copy back still writing the block: the compute stream (where the block is freed)
+    // waits for it first.
+    if (t.state == Residency::prefetching) finish_prefetch(cur);
     if (t.device != nullptr) allocator_.deallocate(t.device);
     if (auto copy = offloads_.find(cur); copy != offloads_.end()) {
       backend_.destroy_event(copy->second.done);

@@ -76,10 +76,19 @@ void TensorRegistry::unpin(TensorId id) {
 
 std::uint64_t TensorRegistry::touch(TensorId id) { return at(id).last_access = ++clock_; }
 
+std::vector<TrackedTensor*> TensorRegistry::all() {
+  std::vector<TrackedTensor*> out;
+  out.reserve(tensors_.size());
+  for (auto& [id, t] : tensors_) out.push_back(&t);
+  return out;
+}
+
 std::vector<const TrackedTensor*> TensorRegistry::eviction_candidates() const {
   std::vector<const TrackedTensor*> out;
   for (const auto& [id, t] : tensors_)
-    if (t.state == Residency::resident && t.pins == 0 && t.desc.evictable) out.push_back(&t);
+    if ((t.state == Residency::resident || t.state == Residency::prefetching) && t.pins == 0 &&
+        t.desc.evictable)
+      out.push_back(&t);
   return out;
 }
 

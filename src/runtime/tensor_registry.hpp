@@ -41,6 +41,9 @@ struct TrackedTensor {
   /// Seconds of compute expected before this tensor's next use, from the access order of
   /// the previous step (negative: unknown). Policies weigh whether a copy can be hidden.
   double next_use_seconds = -1;
+  /// Compute seconds of the discarded tensors a recompute of this one would have to
+  /// recompute first (its evicted neighbourhood), set by the runtime before policies score.
+  double evicted_inputs_seconds = 0;
 };
 
 class TensorRegistry {
@@ -72,11 +75,14 @@ class TensorRegistry {
   /// The id the next add() will return (ids only grow).
   [[nodiscard]] TensorId next_id() const noexcept { return next_id_; }
 
-  /// Resident, unpinned, evictable tensors: what a policy may choose victims from.
+  /// Resident (or being copied back ahead of use), unpinned, evictable tensors: what a
+  /// policy may choose victims from.
   [[nodiscard]] std::vector<const TrackedTensor*> eviction_candidates() const;
   /// Bytes of the tensors currently in `state`.
   [[nodiscard]] std::size_t bytes_in(Residency state) const noexcept;
   [[nodiscard]] std::size_t size() const noexcept { return tensors_.size(); }
+  /// Every registered tensor, in no particular order.
+  [[nodiscard]] std::vector<TrackedTensor*> all();
   /// How many recipes of registered tensors name `id` as an input.
   [[nodiscard]] int recipe_uses(TensorId id) const noexcept {
     auto it = recipe_uses_.find(id);

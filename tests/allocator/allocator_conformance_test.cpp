@@ -147,10 +147,16 @@ TYPED_TEST(AllocatorConformance, CrossStreamReuseWaitsForTheFreeingStream) {
   alloc.deallocate(p);
   void* q = alloc.allocate(std::size_t{2} << 20, b);
   EXPECT_NE(q, nullptr);
-  EXPECT_TRUE(this->backend_->query(done)) << "memory handed to stream b before a's work ended";
-  EXPECT_GE(alloc.stats().stream_syncs, 1u);
+  // Handed over with a device-side wait: b's work from now on runs after a's.
+  EXPECT_EQ(alloc.stats().stream_syncs, 0u) << "the host waited instead of the stream";
+  EXPECT_GE(alloc.stats().stream_waits, 1u);
+  Event after = this->backend_->create_event();
+  this->backend_->record(after, b);
+  this->backend_->synchronize(after);
+  EXPECT_TRUE(this->backend_->query(done)) << "stream b may use the memory before a's work ended";
   EXPECT_LE(this->backend_->segment_bytes(), std::size_t{2} << 20);
   alloc.deallocate(q);
+  this->backend_->destroy_event(after);
   this->backend_->destroy_event(done);
 }
 
@@ -174,9 +180,15 @@ TYPED_TEST(AllocatorConformance, RecordStreamDelaysReuseUntilThatStreamIsDone) {
   alloc.deallocate(p);
   void* q = alloc.allocate(MiB, a);
   EXPECT_EQ(q, p);
-  EXPECT_TRUE(this->backend_->query(gate)) << "block reused while stream b may still use it";
+  // Stream a waits on the device for b: its work on q starts after b's reader.
+  EXPECT_EQ(alloc.stats().stream_syncs, 0u);
+  Event after = this->backend_->create_event();
+  this->backend_->record(after, a);
+  this->backend_->synchronize(after);
+  EXPECT_TRUE(this->backend_->query(gate)) << "stream a may use the block while b still reads it";
   alloc.deallocate(q);
   alloc.deallocate(filler);
+  this->backend_->destroy_event(after);
   this->backend_->destroy_event(gate);
 }
 

@@ -42,10 +42,13 @@ TEST(AllocatorStreamOrder, BlockFreedAfterSlowCopyIsNotReusedElsewhereEarly) {
   backend->destroy_event(copied);
 }
 
-TEST(AllocatorStreamOrder, UnderBudgetPressureTheAllocatorWaitsForTheCopy) {
+TEST(AllocatorStreamOrder, UnderBudgetPressureTheStreamWaitsForTheCopyOnTheDevice) {
   auto backend = make_host_backend({.capacity = 64 * MiB, .link_bandwidth = 40e6});
-  // Room for one 4 MiB block only: the compute stream must wait for the copy.
+  // Room for one 4 MiB block only: the block the copy still reads is handed to the compute
+  // stream with a device-side wait, not a host synchronisation; work the compute stream
+  // runs on it starts after the copy.
   CachingAllocator alloc(*backend, {.budget = 4 * MiB});
+  Stream compute = Backend::default_stream();
   Stream copy = backend->create_stream();
   std::vector<unsigned char> host(4 * MiB);
   auto* block = static_cast<unsigned char*>(alloc.allocate(4 * MiB, copy));
@@ -55,15 +58,49 @@ TEST(AllocatorStreamOrder, UnderBudgetPressureTheAllocatorWaitsForTheCopy) {
   backend->record(copied, copy);
   alloc.deallocate(block);
 
-  // The only memory is the block (or its segment, given back and taken again).
-  auto* reused = static_cast<unsigned char*>(alloc.allocate(4 * MiB));
-  EXPECT_LE(backend->segment_bytes(), 4 * MiB);
-  EXPECT_TRUE(backend->query(copied)) << "reused before the copy completed";
-  std::memset(reused, 0xff, 4 * MiB);
+  auto* reused = static_cast<unsigned char*>(alloc.allocate(4 * MiB, compute));
+  EXPECT_EQ(reused, block) << "the only memory is the block";
+  EXPECT_EQ(alloc.stats().stream_syncs, 0u) << "the host waited for the copy";
+  EXPECT_EQ(alloc.stats().stream_waits, 1u);
+  backend->launch(compute, Kernel{.name = "overwrite",
+                                  .cost = {},
+                                  .host = [reused] { std::memset(reused, 0xff, 4 * MiB); },
+                                  .cuda = {}});
+  backend->synchronize(compute);
+  EXPECT_TRUE(backend->query(copied));
+  for (std::size_t i = 0; i < host.size(); ++i)
+    ASSERT_EQ(host[i], static_cast<unsigned char>(i)) << "copy corrupted at byte " << i;
+  EXPECT_EQ(reused[0], 0xff);
+  alloc.deallocate(reused);
+  backend->destroy_event(copied);
+}
+
+TEST(AllocatorStreamOrder, RecordStreamBlockIsHandedOverWithADeviceSideWait) {
+  // The offload path: a block allocated on the compute stream, read by a slow copy on
+  // another stream (record_stream), freed, and needed again by the compute stream.
+  auto backend = make_host_backend({.capacity = 64 * MiB, .link_bandwidth = 40e6});
+  CachingAllocator alloc(*backend, {.budget = 4 * MiB});
+  Stream compute = Backend::default_stream();
+  Stream copy = backend->create_stream();
+  std::vector<unsigned char> host(4 * MiB);
+  auto* block = static_cast<unsigned char*>(alloc.allocate(4 * MiB, compute));
+  std::iota(block, block + 4 * MiB, 0);
+  backend->copy_async(host.data(), block, 4 * MiB, CopyKind::device_to_host, copy);
+  alloc.record_stream(block, copy);
+  alloc.deallocate(block);
+
+  auto* reused = static_cast<unsigned char*>(alloc.allocate(4 * MiB, compute));
+  EXPECT_EQ(reused, block);
+  EXPECT_EQ(alloc.stats().stream_syncs, 0u);
+  EXPECT_EQ(alloc.stats().stream_waits, 1u);
+  backend->launch(compute, Kernel{.name = "overwrite",
+                                  .cost = {},
+                                  .host = [reused] { std::memset(reused, 0xff, 4 * MiB); },
+                                  .cuda = {}});
+  backend->synchronize_all();
   for (std::size_t i = 0; i < host.size(); ++i)
     ASSERT_EQ(host[i], static_cast<unsigned char>(i)) << "copy corrupted at byte " << i;
   alloc.deallocate(reused);
-  backend->destroy_event(copied);
 }
 
 }  // namespace

@@ -331,5 +331,25 @@ TYPED_TEST(BackendStreams, ConcurrentCallersFromManyThreads) {
   }
 }
 
+TYPED_TEST(BackendStreams, StalledSecondsCountDeviceSideWaits) {
+  Backend& b = *this->backend_;
+  Stream busy = b.create_stream();
+  Stream waiter = b.create_stream();
+  if (!b.stalled_seconds(waiter)) GTEST_SKIP() << b.info().name << " does not measure stalls";
+  EXPECT_EQ(*b.stalled_seconds(waiter), 0.0);
+  // ~50 ms on the busy stream (slept on host, modelled from the FLOPs on sim).
+  const double flops = 0.05 * std::max(b.info().vector_flops, 1.0);
+  b.launch(busy, kernel("busy", {flops, 0, false},
+                        [] { std::this_thread::sleep_for(std::chrono::milliseconds(50)); }));
+  Event done = b.create_event();
+  b.record(done, busy);
+  b.wait(waiter, done);
+  b.launch(waiter, kernel("after", {}));
+  b.synchronize_all();
+  EXPECT_GE(*b.stalled_seconds(waiter), 0.02) << "the waiter sat behind the busy stream";
+  EXPECT_EQ(*b.stalled_seconds(busy), 0.0) << "the busy stream never waited";
+  b.destroy_event(done);
+}
+
 }  // namespace
 }  // namespace memento

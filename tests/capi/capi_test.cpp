@@ -47,8 +47,8 @@ memento_stats stats() {
 /// the variables the test did not set are unset, and everything is restored afterwards.
 class CApi : public ::testing::Test {
  protected:
-  static constexpr const char* kVars[] = {"MEMENTO_DEVICE", "MEMENTO_BUDGET", "MEMENTO_CONF",
-                                          "MEMENTO_HOST_BUDGET", "MEMENTO_POLICY"};
+  static constexpr const char* kVars[] = {"MEMENTO_DEVICE",      "MEMENTO_BUDGET", "MEMENTO_CONF",
+                                          "MEMENTO_HOST_BUDGET", "MEMENTO_POLICY", "MEMENTO_TRACE"};
 
   void SetUp() override {
     memento_shutdown();

@@ -174,7 +174,7 @@ TEST(ParseConfig, RejectedEnvironments) {
       {"conf unknown key",
        {{"MEMENTO_CONF", "budget:1G,colour:blue"}},
        {"MEMENTO_CONF=\"budget:1G,colour:blue\"", "unknown key \"colour\"",
-        "budget, host_budget, device, policy"}},
+        "budget, host_budget, device, policy, trace"}},
       {"policy unknown",
        {{"MEMENTO_POLICY", "fifo"}},
        {"MEMENTO_POLICY=\"fifo\" is not an eviction policy",

@@ -133,6 +133,15 @@ TEST(Policies, DtrEvictsTheSmallestCostPerByteTimesStaleness) {
   EXPECT_EQ(actions(*p, false), (Actions{D, D, O, D}));
 }
 
+TEST(Policies, DtrCountsTheEvictedNeighbourhoodARecomputeWouldRerun) {
+  auto p = make_dtr_policy();
+  std::vector<TrackedTensor> ts = sample();
+  // Tensor 3 leads alone; 2 ms of discarded inputs behind it triple its h, past 1's.
+  ts[2].evicted_inputs_seconds = 2e-3;
+  EXPECT_DOUBLE_EQ(p->score(ts[2], context(true)), -(3e-3 / (400.0 * 50)));
+  EXPECT_EQ(ranking(*p, ts, context(true)), (Ids{1, 3, 4, 2}));
+}
+
 // Tensors for the bandwidth-aware policies: 1000 B/s each way, so a round trip of b bytes
 // takes b / 500 seconds.
 constexpr double kBandwidth = 1e3;

@@ -8,6 +8,7 @@
 #include "memento/error.hpp"
 #include "memento/runtime.hpp"
 #include "runtime/test_ops.hpp"
+#include "workload/chain_step.hpp"
 
 namespace memento {
 namespace {
@@ -58,26 +59,10 @@ TEST(Checkpoint, DiscardsTheSegmentsActivationsAndKeepsItsOutputs) {
   for (TensorId id : {outputs[0], b, a, rc, rb, ra, x}) rt.free(id);
 }
 
-/// One training-like step on sim: a forward chain whose activations are all kept, then a
-/// backward pass that uses them newest first, each followed by a gradient op.
-StepStats sim_step(Runtime& rt, int layers, std::size_t bytes) {
-  // Each layer computes long enough (~12 ms on an A100's FP32 rate) to hide one 256 MiB
-  // copy over PCIe (~11 ms).
-  auto op = std::make_shared<testing::MixOp>(2.3e11);
-  rt.begin_step();
-  std::vector<TensorId> acts{rt.constant(bytes)};
-  for (int i = 0; i < layers; ++i)
-    acts.push_back(rt.compute(op, {acts.back()}, bytes, {7, std::uint64_t(i)}));
-  TensorId grad = rt.compute(op, {acts.back()}, bytes, {8, 0});
-  for (auto it = acts.rbegin(); it != acts.rend(); ++it) {
-    TensorId next = rt.compute(op, {grad, *it}, bytes, {9, *it});
-    rt.free(grad);
-    grad = next;
-  }
-  rt.free(grad);
-  StepStats s = rt.end_step();
-  for (auto it = acts.rbegin(); it != acts.rend(); ++it) rt.free(*it);
-  return s;
+/// workload::chain_step on sim with MixOp layers. By default each layer computes long
+/// enough (~12 ms on an A100's FP32 rate) to hide one 256 MiB copy over PCIe (~11 ms).
+StepStats sim_step(Runtime& rt, int layers, std::size_t bytes, double flops = 2.3e11) {
+  return workload::chain_step(rt, std::make_shared<testing::MixOp>(flops), layers, bytes);
 }
 
 TEST(Steps, ThePrefetcherCopiesBackAheadInTheSecondStep) {
@@ -95,8 +80,63 @@ TEST(Steps, ThePrefetcherCopiesBackAheadInTheSecondStep) {
   EXPECT_GE(second.counters.bytes_prefetched, second.prefetches_ahead * kBytes);
   EXPECT_LE(second.peak_reserved, 12 * kBytes);
   EXPECT_LE(first.peak_reserved, 12 * kBytes);
-  // Step time is not compared: copies back issued ahead still queue behind the allocator's
-  // host synchronisation under pressure (see docs/DESIGN.md, "Known limits").
+}
+
+/// The unlimited step of sim_step on a fresh runtime: its time and peak.
+StepStats unlimited_sim_step(double flops) {
+  auto backend = make_sim_backend(find_device_profile("a100-40gb"));
+  CachingAllocator alloc(*backend);
+  Runtime rt(*backend, alloc, nullptr, make_policy("lru"));
+  (void)sim_step(rt, 24, 256 * MiB, flops);
+  return sim_step(rt, 24, 256 * MiB, flops);
+}
+
+TEST(Steps, EarlyOffloadsHideTheCopiesBehindCompute) {
+  // Layers long enough to hide a copy: once the first step has shown which activations
+  // must go, later steps offload them right after their last forward use and copy them
+  // back ahead of the backward pass, so the compute stream never waits for a copy.
+  const StepStats base = unlimited_sim_step(2.3e11);
+  auto backend = make_sim_backend(find_device_profile("a100-40gb"));
+  const std::size_t budget = base.peak_reserved / 2;
+  CachingAllocator alloc(*backend, {.budget = budget});
+  PinnedHostPool pool(*backend, std::size_t{64} << 30);
+  Runtime rt(*backend, alloc, &pool, make_policy("offload"));
+  StepStats first = sim_step(rt, 24, 256 * MiB);
+  StepStats later = sim_step(rt, 24, 256 * MiB);
+  later = sim_step(rt, 24, 256 * MiB);
+  EXPECT_EQ(first.counters.early_offloads, 0u);
+  EXPECT_GT(later.counters.early_offloads, 0u);
+  EXPECT_EQ(later.counters.offloads, later.counters.early_offloads) << "pressure offloads left";
+  ASSERT_TRUE(later.stalled_seconds.has_value());
+  EXPECT_LT(*later.stalled_seconds, 0.01 * later.seconds);
+  EXPECT_LT(later.seconds, first.seconds);
+  EXPECT_LE(later.peak_reserved, budget);
+  EXPECT_LE(first.peak_reserved, budget);
+}
+
+TEST(Steps, AutoRecomputesWhenTheLinkCannotCarryTheOffloads) {
+  // Layers three times shorter than a copy: offloads stall the step, which auto measures
+  // and answers by recomputing instead; plain offload keeps stalling.
+  const double flops = 0.77e11;
+  const StepStats base = unlimited_sim_step(flops);
+  const std::size_t budget = base.peak_reserved / 2;
+  auto run = [&](const char* policy) {
+    auto backend = make_sim_backend(find_device_profile("a100-40gb"));
+    CachingAllocator alloc(*backend, {.budget = budget});
+    PinnedHostPool pool(*backend, std::size_t{64} << 30);
+    Runtime rt(*backend, alloc, &pool, make_policy(policy));
+    StepStats s;
+    for (int i = 0; i < 3; ++i) s = sim_step(rt, 24, 256 * MiB, flops);
+    return s;
+  };
+  StepStats offload = run("offload");
+  StepStats automatic = run("auto");
+  ASSERT_TRUE(offload.stalled_seconds.has_value());
+  EXPECT_GT(*offload.stalled_seconds, 0.1 * offload.seconds);
+  EXPECT_EQ(automatic.counters.offloads, 0u);
+  EXPECT_GT(automatic.counters.recomputes, 0u);
+  EXPECT_LT(automatic.seconds, offload.seconds);
+  EXPECT_LE(automatic.peak_reserved, budget);
 }
 
 TEST(Steps, AreDelimitedProperly) {

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <thread>
@@ -33,6 +34,8 @@ HostBackend::HostBackend(HostBackendOptions options) : options_(options) {
   info_.name = "host";
   info_.capacity = options_.capacity;
   info_.numa_node = numa::node_of_calling_thread();
+  info_.h2d_bandwidth = options_.link_bandwidth;  // 0: unthrottled, no meaningful rate
+  info_.d2h_bandwidth = options_.link_bandwidth;
   streams_.push_back(std::make_unique<HostStream>("stream 0"));
 }
 
@@ -185,7 +188,17 @@ void HostBackend::wait(Stream stream, Event event) {
   HostStream& s = stream_ref(stream);
   if (slot.stream == nullptr || slot.stream->completed() >= slot.ticket) return;
   if (slot.stream == &s) return;  // stream order already guarantees it
-  s.submit([source = slot.stream, ticket = slot.ticket] { source->wait_for(ticket); });
+  s.submit([source = slot.stream, ticket = slot.ticket, waiter = &s] {
+    if (source->completed() >= ticket) return;
+    auto start = std::chrono::steady_clock::now();
+    source->wait_for(ticket);
+    waiter->add_stall(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  });
+}
+
+std::optional<double> HostBackend::stalled_seconds(Stream stream) const {
+  return stream_ref(stream).stalled_seconds();
 }
 
 bool HostBackend::query(Event event) {

@@ -48,6 +48,8 @@ class HostBackend final : public Backend {
   void launch(Stream stream, Kernel kernel) override;
 
   [[nodiscard]] double now() const override;
+  /// Wall-clock seconds the stream's worker spent blocked in cross-stream waits.
+  [[nodiscard]] std::optional<double> stalled_seconds(Stream stream) const override;
 
  private:
   struct EventSlot {

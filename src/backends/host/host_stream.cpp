@@ -39,6 +39,14 @@ void HostStream::wait_for(std::uint64_t ticket) {
   work_done_.wait(lock, [&] { return completed() >= ticket; });
 }
 
+void HostStream::add_stall(double seconds) noexcept {
+  stalled_ns_.fetch_add(static_cast<std::uint64_t>(seconds * 1e9), std::memory_order_relaxed);
+}
+
+double HostStream::stalled_seconds() const noexcept {
+  return static_cast<double>(stalled_ns_.load(std::memory_order_relaxed)) * 1e-9;
+}
+
 void HostStream::check_error() const {
   std::lock_guard lock(mutex_);
   MEMENTO_EXPECTS(error_.empty(), "host stream " + name_ + ": a task failed: " + error_,

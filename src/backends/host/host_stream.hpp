@@ -38,6 +38,10 @@ class HostStream {
 
   [[nodiscard]] const std::string& name() const noexcept { return name_; }
 
+  /// Adds time this stream's worker spent blocked waiting for another stream.
+  void add_stall(double seconds) noexcept;
+  [[nodiscard]] double stalled_seconds() const noexcept;
+
  private:
   void run();
 
@@ -48,6 +52,7 @@ class HostStream {
   std::deque<std::function<void()>> queue_;
   std::uint64_t submitted_ = 0;
   std::atomic<std::uint64_t> completed_{0};
+  std::atomic<std::uint64_t> stalled_ns_{0};
   bool stopping_ = false;
   std::string error_;  // first task failure; tasks keep running so waiters never hang
   std::thread worker_;

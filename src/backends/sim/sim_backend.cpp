@@ -69,6 +69,11 @@ DeviceInfo make_info(const DeviceProfile& profile) {
   info.name = "sim:" + profile.name;
   info.capacity = profile.capacity;
   info.numa_node = -1;
+  info.matrix_flops = profile.matrix_flops;
+  info.vector_flops = profile.vector_flops;
+  info.memory_bandwidth = profile.hbm_bandwidth;
+  info.h2d_bandwidth = profile.h2d_bandwidth;
+  info.d2h_bandwidth = profile.d2h_bandwidth;
   return info;
 }
 
@@ -113,7 +118,8 @@ SimBackend::SimBackend(const DeviceProfile& profile)
       info_(make_info(profile)),
       device_{kDeviceBase, kDeviceBase + kRegionSpan, {}, 0},
       pinned_{kPinnedBase, kPinnedBase + kRegionSpan, {}, 0},
-      stream_tails_(1, 0.0) {}
+      stream_tails_(1, 0.0),
+      stream_stalls_(1, 0.0) {}
 
 // ---- memory ----------------------------------------------------------------------------
 
@@ -199,6 +205,7 @@ Stream SimBackend::create_stream() {
                   "create_stream: the sim backend ran out of stream ids", BackendError);
   // A new stream has no work yet; its work still cannot start before the host issues it.
   stream_tails_.push_back(0.0);
+  stream_stalls_.push_back(0.0);
   return Stream{static_cast<std::uint32_t>(stream_tails_.size() - 1)};
 }
 
@@ -230,6 +237,14 @@ void SimBackend::synchronize(Stream stream) {
 void SimBackend::synchronize_all() {
   std::lock_guard lock(mutex_);
   for (const double tail : stream_tails_) host_time_ = std::max(host_time_, tail);
+}
+
+std::optional<double> SimBackend::stalled_seconds(Stream stream) const {
+  std::lock_guard lock(mutex_);
+  MEMENTO_EXPECTS(stream.id < stream_stalls_.size(),
+                  fmt::format("stalled_seconds: unknown stream id {}; {} has streams 0..{}",
+                              stream.id, info_.name, stream_stalls_.size() - 1));
+  return stream_stalls_[stream.id];
 }
 
 double SimBackend::stream_time(Stream stream) const {
@@ -286,6 +301,10 @@ void SimBackend::wait(Stream stream, Event event) {
   std::lock_guard lock(mutex_);
   const double time = event_locked(event);
   double& tail = tail_locked(stream);
+  // The stream would otherwise start its next work at max(tail, host time): the wait
+  // stalls it for whatever the event lies beyond that.
+  const double stall = time - std::max(tail, host_time_);
+  if (stall > 0) stream_stalls_[stream.id] += stall;
   tail = std::max(tail, time);
 }
 

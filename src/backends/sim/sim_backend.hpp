@@ -49,6 +49,7 @@ class SimBackend final : public Backend {
 
   /// The host's virtual clock, seconds.
   [[nodiscard]] double now() const override;
+  [[nodiscard]] std::optional<double> stalled_seconds(Stream stream) const override;
 
   // ---- sim-only: driving and observing the model ----
 
@@ -91,6 +92,7 @@ class SimBackend final : public Backend {
   double h2d_engine_ = 0;
   double d2h_engine_ = 0;
   std::vector<double> stream_tails_;                  // indexed by Stream::id
+  std::vector<double> stream_stalls_;                 // seconds waited, by Stream::id
   std::unordered_map<std::uint32_t, double> events_;  // live events -> captured time
   std::uint32_t next_event_id_ = 1;                   // 0 is never valid: catches Event{}
 };

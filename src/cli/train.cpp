@@ -1,0 +1,83 @@
+#include "cli/train.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "memento/backends.hpp"
+#include "memento/config.hpp"
+#include "memento/error.hpp"
+#include "memento/pinned_host_pool.hpp"
+#include "memento/runtime.hpp"
+#include "nn/models/gpt2.hpp"
+#include "nn/models/mlp.hpp"
+#include "nn/train.hpp"
+
+namespace memento::cli {
+
+int run_train(const TrainOptions& o) {
+  DeviceSpec spec = parse_device(o.device, "--device");
+  auto backend = make_backend(spec);
+  const std::size_t capacity = backend->info().capacity;
+  AllocatorOptions aopt;
+  if (o.budget) aopt.budget = parse_budget(*o.budget, "--budget").resolve(capacity);
+  CachingAllocator alloc(*backend, aopt);
+  const std::size_t host_budget =
+      o.host_budget ? parse_bytes(*o.host_budget, "--host-budget") : std::size_t{16} << 30;
+  PinnedHostPool pool(*backend, host_budget);
+  const std::string policy = parse_policy(o.policy, "--policy");
+  MEMENTO_EXPECTS(o.dtype == "fp32" || o.dtype == "bf16",
+                  fmt::format("--dtype=\"{}\" is not accepted; accepted: fp32, bf16", o.dtype),
+                  ConfigError);
+  const nn::DType dtype = o.dtype == "bf16" ? nn::DType::bf16 : nn::DType::f32;
+  Runtime rt(*backend, alloc, &pool, make_policy(policy));
+  nn::Tape tape(rt, alloc, *backend);
+  std::unique_ptr<nn::Model> model;
+  if (o.model == "mlp") {
+    nn::MlpConfig c;
+    c.dtype = dtype;
+    if (o.batch > 0) c.batch = o.batch;
+    model = nn::make_mlp(c, tape, o.seed);
+  } else {
+    nn::Gpt2Config c = nn::gpt2_preset(o.model);
+    c.dtype = dtype;
+    if (o.batch > 0) c.batch = o.batch;
+    if (o.seq > 0) c.seq = o.seq;
+    model = nn::make_gpt2(c, tape, o.seed);
+  }
+  fmt::print("memento train: {} ({:.1f}M parameters, {}) on {}, budget {}, policy {}\n",
+             model->name(), static_cast<double>(model->parameter_count()) / 1e6, o.dtype,
+             backend->info().name, format_bytes(alloc.budget()), policy);
+  fmt::print("{:>5} {:>8} {:>12} {:>12} {:>9} {:>9} {:>10} {:>10}\n", "step", "loss", "peak alloc",
+             "peak rsrvd", "evicted", "recomp", "step s", "wall s");
+  nn::Trainer trainer(tape, *model, {.lr = o.lr});
+  std::vector<double> seconds;
+  std::size_t peak = 0;
+  double loss = 0;
+  for (int i = 0; i < o.steps; ++i) {
+    nn::StepReport r = trainer.step();
+    if (i > 0 || o.steps == 1) seconds.push_back(r.stats.seconds);
+    peak = std::max(peak, r.stats.peak_reserved);
+    loss = r.loss;
+    const auto& c = r.stats.counters;
+    fmt::print("{:>5} {:>8} {:>12} {:>12} {:>9} {:>9} {:>10.4f} {:>10.3f}\n", i,
+               std::isnan(r.loss) ? std::string("-") : fmt::format("{:.4f}", r.loss),
+               format_bytes(r.stats.peak_allocated), format_bytes(r.stats.peak_reserved),
+               c.discards + c.offloads, c.recomputes, r.stats.seconds, r.wall_seconds);
+    std::fflush(stdout);
+  }
+  if (backend->info().kind == BackendKind::sim)
+    fmt::print("(sim: step times are the model's prediction; no data is computed, so no loss)\n");
+  if (o.summary) {
+    // The median step time after the first (which teaches the prefetcher), the highest
+    // peak, the last loss: one line for scripts (scripts/gpu-check.sh).
+    std::sort(seconds.begin(), seconds.end());
+    fmt::print("summary: peak_reserved={} step_seconds={:.6f} loss={:.6f}\n", peak,
+               seconds[seconds.size() / 2], loss);
+  }
+  return 0;
+}
+
+}  // namespace memento::cli

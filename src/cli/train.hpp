@@ -1,0 +1,28 @@
+// `memento train`: N training steps of a model under a budget and a policy, one line per
+// step (loss, peak memory, evictions, step time), on host, sim or cuda.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace memento::cli {
+
+struct TrainOptions {
+  std::string model = "gpt2-tiny";  // a GPT-2 preset, or mlp
+  std::string device = "host:4GiB";
+  std::optional<std::string> budget;       // MEMENTO_BUDGET syntax; none: the device's
+  std::optional<std::string> host_budget;  // pinned host memory for offloads
+  std::string policy = "auto";
+  std::string dtype = "fp32";
+  int steps = 10;
+  int batch = 0;  // 0: the preset's
+  int seq = 0;    // 0: the preset's
+  float lr = 3e-3f;
+  std::uint64_t seed = 1234;
+  bool summary = false;  // end with one machine-readable line
+};
+
+int run_train(const TrainOptions& options);
+
+}  // namespace memento::cli

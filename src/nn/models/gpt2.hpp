@@ -1,0 +1,43 @@
+// The GPT-2 family (llm.c layout): token and learned position embeddings, pre-norm blocks of
+// causal self-attention and a GELU MLP, a final layer norm, and logits tied to the token
+// embedding. GPT-J-6B is given by its shapes only: its rotary position embeddings are
+// approximated by learned positions and its parallel attention/MLP by GPT-2's sequential
+// block, so its memory and FLOPs are close to the real model's but it is not GPT-J.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "nn/models/model.hpp"
+
+namespace memento::nn {
+
+struct Gpt2Config {
+  std::string name = "custom";
+  int layers = 2;
+  int heads = 4;
+  int channels = 64;
+  int seq = 64;
+  int vocab = 256;
+  int batch = 4;
+  float dropout = 0.0f;
+  DType dtype = DType::f32;
+};
+
+/// gpt2-tiny, gpt2-124m, gpt2-355m, gpt2-774m, gpt2-1.5b, gpt-j-6b; ConfigError listing
+/// them otherwise. Batch and sequence are the presets' defaults; change them after.
+[[nodiscard]] Gpt2Config gpt2_preset(std::string_view name);
+[[nodiscard]] std::vector<std::string> gpt2_preset_names();
+
+/// Activation bytes the forward keeps for the backward, in closed form (see gpt2.cpp).
+[[nodiscard]] double gpt2_activation_bytes(const Gpt2Config& c);
+
+/// Builds the model's parameters on `tape` (initialised on host and cuda; the sim backend
+/// holds no data). The batch of each step is a synthetic text: a first-order Markov chain
+/// over the vocabulary (mostly a fixed successor per token, sometimes a random one), which
+/// the model can learn, so the loss falls.
+std::unique_ptr<Model> make_gpt2(const Gpt2Config& config, Tape& tape, std::uint64_t seed);
+
+}  // namespace memento::nn

@@ -1,0 +1,216 @@
+#include "nn/tape.hpp"
+
+#include <fmt/format.h>
+
+#include "memento/error.hpp"
+
+namespace memento::nn {
+
+Tape::Tape(Runtime& rt, CachingAllocator& allocator, Backend& backend)
+    : rt_(rt), allocator_(allocator), backend_(backend) {}
+
+Tape::~Tape() {
+  try {
+    clear();
+    backend_.synchronize(rt_.compute_stream());
+    for (auto& [id, g] : param_grads_)
+      if (g.data != nullptr) allocator_.deallocate(g.data);
+    for (TensorId p : params_) rt_.free(p);
+  } catch (const std::exception&) {
+    // Teardown: the runtime returns what is left when it goes.
+  }
+}
+
+TensorId Tape::parameter(std::size_t bytes, std::size_t grad_bytes) {
+  TensorId id = rt_.constant(bytes);
+  bytes_[id] = bytes;
+  params_.push_back(id);
+  param_grads_[id] = Grad{nullptr, grad_bytes};
+  requires_grad_[id] = true;
+  return id;
+}
+
+TensorId Tape::input(std::size_t bytes) {
+  TensorId id = rt_.constant(bytes);
+  bytes_[id] = bytes;
+  inputs_.push_back(id);
+  return id;
+}
+
+void Tape::write(TensorId id, const void* host, std::size_t bytes) {
+  void* dev = rt_.use(id);
+  backend_.copy_async(dev, host, bytes, CopyKind::host_to_device, rt_.compute_stream());
+  backend_.synchronize(rt_.compute_stream());
+  rt_.release(id);
+}
+
+void Tape::read(TensorId id, void* host, std::size_t bytes) {
+  void* dev = rt_.use(id);
+  backend_.copy_async(host, dev, bytes, CopyKind::device_to_host, rt_.compute_stream());
+  backend_.synchronize(rt_.compute_stream());
+  rt_.release(id);
+}
+
+TensorId Tape::apply(const OpPtr& op, const std::vector<TensorId>& inputs, std::size_t bytes,
+                     RngState rng) {
+  TensorId out = rt_.compute(op, inputs, bytes, rng);
+  bytes_[out] = bytes;
+  bool grad = false;
+  for (TensorId in : inputs) grad = grad || requires_grad_.count(in) > 0;
+  if (grad) {
+    requires_grad_[out] = true;
+    // Counted now; a node whose backward never runs gives its reads back then.
+    for (std::size_t i = 0; i < inputs.size(); ++i)
+      if (op->backward_reads_input(i)) ++readers_[inputs[i]];
+    if (op->backward_reads_output()) ++readers_[out];
+  }
+  live_[out] = true;
+  nodes_.push_back(Node{op, inputs, out, bytes, rng});
+  return out;
+}
+
+void Tape::release(TensorId id) {
+  if (!live_.count(id)) return;  // a parameter, an input, or freed already
+  released_[id] = true;
+  if (readers_[id] == 0) {
+    rt_.free(id);
+    live_.erase(id);
+  }
+}
+
+void Tape::drop_reader(TensorId id) {
+  auto it = readers_.find(id);
+  if (it == readers_.end() || it->second == 0) return;
+  if (--it->second == 0 && released_[id] && live_.count(id)) {
+    rt_.free(id);
+    live_.erase(id);
+  }
+}
+
+void* Tape::zeroed_block(std::size_t bytes) {
+  void* p = allocator_.allocate(bytes, rt_.compute_stream());
+  backend_.launch(rt_.compute_stream(), zero_kernel({p, bytes}));
+  return p;
+}
+
+void Tape::backward(TensorId loss, float scale) {
+  MEMENTO_EXPECTS(live_.count(loss),
+                  fmt::format("backward: tensor {} is not a live activation", loss));
+  std::unordered_map<TensorId, Grad> grads;
+  std::vector<void*> scratch;
+  // On an error (OutOfMemory, say) the gradient blocks made so far go back.
+  struct Cleanup {
+    CachingAllocator& a;
+    std::unordered_map<TensorId, Grad>& g;
+    std::vector<void*>& s;
+    ~Cleanup() {
+      for (auto& [id, gr] : g) a.deallocate(gr.data);
+      for (void* p : s) a.deallocate(p);
+    }
+  } cleanup{allocator_, grads, scratch};
+  const Stream s = rt_.compute_stream();
+  const std::size_t loss_bytes = bytes_.at(loss);
+  Grad seed{allocator_.allocate(loss_bytes, s), loss_bytes};
+  backend_.launch(s, fill_kernel({seed.data, seed.bytes}, scale));
+  grads[loss] = seed;
+  // The forward is over: what no backward reads goes now.
+  std::vector<TensorId> unread;
+  for (auto& [id, alive] : live_) {
+    released_[id] = true;
+    if (readers_[id] == 0 && id != loss) unread.push_back(id);
+  }
+  for (TensorId id : unread) {
+    rt_.free(id);
+    live_.erase(id);
+  }
+
+  for (auto node = nodes_.rbegin(); node != nodes_.rend(); ++node) {
+    const NnOp& op = *node->op;
+    auto reads = [&](auto&& fn) {
+      for (std::size_t i = 0; i < node->inputs.size(); ++i)
+        if (op.backward_reads_input(i)) fn(node->inputs[i]);
+      if (op.backward_reads_output()) fn(node->output);
+    };
+    auto g = grads.find(node->output);
+    if (g == grads.end() || !requires_grad_.count(node->output)) {
+      reads([&](TensorId id) { drop_reader(id); });
+      continue;
+    }
+    // Gradient buffers first (allocating may evict), then pin what the backward reads.
+    const std::vector<bool> mask = op.grad_inputs();
+    std::vector<Storage> din(node->inputs.size());
+    scratch.clear();
+    for (std::size_t i = 0; i < node->inputs.size(); ++i) {
+      if (!mask[i]) continue;
+      TensorId id = node->inputs[i];
+      const std::size_t bytes = bytes_.at(id);
+      if (auto p = param_grads_.find(id); p != param_grads_.end()) {
+        if (p->second.data == nullptr) p->second.data = zeroed_block(p->second.bytes);
+        din[i] = {p->second.data, p->second.bytes};
+      } else if (requires_grad_.count(id)) {
+        auto& dg = grads[id];
+        if (dg.data == nullptr) dg = Grad{zeroed_block(bytes), bytes};
+        din[i] = {dg.data, dg.bytes};
+      } else {
+        scratch.push_back(zeroed_block(bytes));
+        din[i] = {scratch.back(), bytes};
+      }
+    }
+    std::vector<Storage> in(node->inputs.size());
+    std::vector<TensorId> pinned;
+    Storage out{};
+    try {
+      for (std::size_t i = 0; i < node->inputs.size(); ++i) {
+        if (!op.backward_reads_input(i)) continue;
+        in[i] = {rt_.use(node->inputs[i]), bytes_.at(node->inputs[i])};
+        pinned.push_back(node->inputs[i]);
+      }
+      if (op.backward_reads_output()) {
+        out = {rt_.use(node->output), node->bytes};
+        pinned.push_back(node->output);
+      }
+      backend_.launch(s,
+                      op.make_backward(in, out, {g->second.data, g->second.bytes}, din, node->rng));
+    } catch (...) {
+      for (TensorId id : pinned) rt_.release(id);
+      throw;
+    }
+    for (TensorId id : pinned) rt_.release(id);
+    allocator_.deallocate(g->second.data);  // stream-ordered: after the kernel read it
+    grads.erase(g);
+    for (void* p : scratch) allocator_.deallocate(p);
+    scratch.clear();
+    reads([&](TensorId id) { drop_reader(id); });
+  }
+  // Gradients of leaves (inputs that needed none): the cleanup returns them.
+  if (live_.count(loss) && readers_[loss] == 0) {
+    rt_.free(loss);
+    live_.erase(loss);
+  }
+}
+
+void Tape::clear() {
+  for (auto& [id, alive] : live_) rt_.free(id);
+  live_.clear();
+  for (TensorId id : inputs_) rt_.free(id);
+  inputs_.clear();
+  nodes_.clear();
+  readers_.clear();
+  for (auto it = bytes_.begin(); it != bytes_.end();)
+    it = param_grads_.count(it->first) ? std::next(it) : bytes_.erase(it);
+  released_.clear();
+  for (auto it = requires_grad_.begin(); it != requires_grad_.end();)
+    it = param_grads_.count(it->first) ? std::next(it) : requires_grad_.erase(it);
+}
+
+void* Tape::grad(TensorId param) const {
+  auto it = param_grads_.find(param);
+  return it == param_grads_.end() ? nullptr : it->second.data;
+}
+
+void Tape::zero_grads() {
+  for (auto& [id, g] : param_grads_)
+    if (g.data != nullptr) backend_.launch(rt_.compute_stream(), zero_kernel({g.data, g.bytes}));
+}
+
+}  // namespace memento::nn

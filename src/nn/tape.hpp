@@ -1,0 +1,90 @@
+// Tape autograd over the runtime. The forward records each op; the activations its backward
+// reads are the runtime's tracked tensors (the hook: like PyTorch's saved-tensor hooks, but
+// in the runtime), so an evicted activation is brought back — copied back or recomputed —
+// when the backward uses it. Parameters are tracked but never evicted; gradients live in
+// plain allocator blocks (never evicted either).
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+#include "memento/caching_allocator.hpp"
+#include "memento/runtime.hpp"
+#include "nn/ops/ops.hpp"
+
+namespace memento::nn {
+
+class Tape {
+ public:
+  Tape(Runtime& rt, CachingAllocator& allocator, Backend& backend);
+  ~Tape();
+  Tape(const Tape&) = delete;
+  Tape& operator=(const Tape&) = delete;
+
+  /// A parameter of `bytes` (never evicted). Its fp32 gradient buffer of `grad_bytes` is
+  /// made at the first backward and kept (zeroed by zero_grads()).
+  TensorId parameter(std::size_t bytes, std::size_t grad_bytes);
+  /// An input of the step (tokens, targets, data): never evicted, no gradient. Freed by
+  /// clear().
+  TensorId input(std::size_t bytes);
+  /// Copies host data into a parameter or input (stream-ordered; waits for the copy).
+  void write(TensorId id, const void* host, std::size_t bytes);
+  /// Reads a tensor back to the host (waits for the compute stream).
+  void read(TensorId id, void* host, std::size_t bytes);
+
+  /// Runs `op` on `inputs` into a new activation of `bytes` and records it for backward.
+  TensorId apply(const OpPtr& op, const std::vector<TensorId>& inputs, std::size_t bytes,
+                 RngState rng = {});
+  /// The forward is done with `id`: it is freed at once if no backward reads it, else
+  /// after the last backward that does. Activations never released go in clear().
+  void release(TensorId id);
+
+  /// Backward from `loss` (fp32 per-token losses), each seeded with `scale` (1/N gives the
+  /// gradient of the mean). Parameter gradients accumulate; activations are freed as soon
+  /// as no remaining backward reads them.
+  void backward(TensorId loss, float scale);
+  /// Frees every activation and input of the step; parameters stay.
+  void clear();
+
+  /// The gradient buffer of a parameter (nullptr before the first backward).
+  [[nodiscard]] void* grad(TensorId param) const;
+  void zero_grads();
+  [[nodiscard]] const std::vector<TensorId>& parameters() const noexcept { return params_; }
+  /// The bytes of a tensor the tape made (a parameter: its storage in the model's dtype).
+  [[nodiscard]] std::size_t bytes(TensorId id) const { return bytes_.at(id); }
+  [[nodiscard]] Runtime& runtime() noexcept { return rt_; }
+  [[nodiscard]] Backend& backend() noexcept { return backend_; }
+  [[nodiscard]] CachingAllocator& allocator() noexcept { return allocator_; }
+
+ private:
+  struct Node {
+    OpPtr op;
+    std::vector<TensorId> inputs;
+    TensorId output;
+    std::size_t bytes;
+    RngState rng;
+  };
+  struct Grad {
+    void* data = nullptr;
+    std::size_t bytes = 0;
+  };
+  void* zeroed_block(std::size_t bytes);
+  void drop_reader(TensorId id);
+
+  Runtime& rt_;
+  CachingAllocator& allocator_;
+  Backend& backend_;
+  std::vector<Node> nodes_;
+  std::vector<TensorId> params_;
+  std::unordered_map<TensorId, Grad> param_grads_;
+  std::vector<TensorId> inputs_;
+  std::unordered_map<TensorId, bool> requires_grad_;  // activations and parameters
+  std::unordered_map<TensorId, int> readers_;         // backward reads still to come
+  std::unordered_map<TensorId, bool> released_;       // the forward is done with it
+  std::unordered_map<TensorId, bool> live_;           // activations not yet freed
+  std::unordered_map<TensorId, std::size_t> bytes_;   // every tensor the tape made
+};
+
+}  // namespace memento::nn

@@ -1,0 +1,142 @@
+#include "nn/train.hpp"
+
+#include <chrono>
+#include <cmath>
+#include <limits>
+
+#include "memento/error.hpp"
+#include "nn/kernels/cpu/kernels_cpu.hpp"
+
+#if MEMENTO_HAS_CUDA
+#include "nn/kernels/cuda/kernels_cuda.hpp"
+#endif
+
+namespace memento::nn {
+
+Trainer::Trainer(Tape& tape, Model& model, AdamWOptions options)
+    : tape_(tape), model_(model), options_(options) {}
+
+Trainer::~Trainer() {
+  try {
+    tape_.backend().synchronize(tape_.runtime().compute_stream());
+    for (State& s : state_) {
+      if (s.m != nullptr) tape_.allocator().deallocate(s.m);
+      if (s.v != nullptr) tape_.allocator().deallocate(s.v);
+      if (s.master != nullptr) tape_.allocator().deallocate(s.master);
+    }
+  } catch (const std::exception&) {
+    // Teardown: the allocator reports leaks when it goes.
+  }
+}
+
+StepReport Trainer::step(bool update) {
+  Runtime& rt = tape_.runtime();
+  const auto start = std::chrono::steady_clock::now();
+  StepReport r;
+  rt.begin_step();
+  try {
+    tape_.zero_grads();
+    TensorId losses = model_.forward(tape_, step_);
+    const std::size_t n = model_.loss_count();
+    r.loss = std::numeric_limits<double>::quiet_NaN();
+    if (tape_.backend().info().kind != BackendKind::sim) {
+      std::vector<float> host(n);
+      tape_.read(losses, host.data(), n * sizeof(float));
+      double sum = 0;
+      for (float l : host) sum += l;  // in order: the same mean every run
+      r.loss = sum / static_cast<double>(n);
+    }
+    tape_.backward(losses, 1.0f / static_cast<float>(n));
+    if (update) adamw();
+    tape_.clear();
+  } catch (...) {
+    tape_.clear();
+    (void)rt.end_step();
+    throw;
+  }
+  r.stats = rt.end_step();
+  r.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  ++step_;
+  return r;
+}
+
+void Trainer::adamw() {
+  const std::vector<TensorId>& params = tape_.parameters();
+  Stream s = tape_.runtime().compute_stream();
+  if (state_.size() < params.size()) state_.resize(params.size());
+  const int t = static_cast<int>(step_) + 1;
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    void* grad = tape_.grad(params[i]);
+    if (grad == nullptr) continue;  // no gradient reached it
+    State& st = state_[i];
+    if (st.m == nullptr) {
+      st.bytes = 0;
+      // The gradient buffer's size is the fp32 size of the parameter.
+      st.bytes = tape_.allocator().requested_size(grad);
+      st.m = tape_.allocator().allocate(st.bytes, s);
+      st.v = tape_.allocator().allocate(st.bytes, s);
+      tape_.backend().launch(s, zero_kernel({st.m, st.bytes}));
+      tape_.backend().launch(s, zero_kernel({st.v, st.bytes}));
+    }
+    const std::size_t n = st.bytes / sizeof(float);
+    const bool bf16 = tape_.bytes(params[i]) == n * dtype_bytes(DType::bf16) && n > 0;
+#if MEMENTO_HAS_CUDA
+    // Mixed precision: the tape's parameter is the bf16 forward copy; AdamW updates an fp32
+    // master copy, initialised (exactly) from it at the first update, and rewrites the bf16
+    // copy from it. The sim backend models no master weights (its memory figures predate
+    // them); the host backend runs no bf16.
+    const bool init_master =
+        bf16 && st.master == nullptr && tape_.backend().info().kind == BackendKind::cuda;
+    if (init_master) st.master = tape_.allocator().allocate(st.bytes, s);
+#endif
+    void* p = tape_.runtime().use(params[i]);
+#if MEMENTO_HAS_CUDA
+    if (init_master) {
+      Kernel init;
+      init.name = "adamw master init";
+      init.cost = {0, 6.0 * static_cast<double>(n), false};
+      init.cuda = [master = st.master, p, n](void* stream) {
+        cuda::bf16_to_f32(static_cast<float*>(master), static_cast<const cuda::bf16*>(p), n,
+                          stream);
+      };
+      tape_.backend().launch(s, std::move(init));
+    }
+#endif
+    Kernel k;
+    k.name = "adamw";
+    k.cost = {12.0 * static_cast<double>(n), 20.0 * static_cast<double>(n), false};
+    if (!bf16) {
+      k.host = [p, grad, m = st.m, v = st.v, n, o = options_, t] {
+        cpu::adamw_update(static_cast<float*>(p), static_cast<const float*>(grad),
+                          static_cast<float*>(m), static_cast<float*>(v), n, o.lr, o.beta1, o.beta2,
+                          o.eps, o.weight_decay, t);
+      };
+    } else {
+      k.host = [] {
+        MEMENTO_FAIL(LogicError, "adamw: bf16 parameters need the cuda or sim backend");
+      };
+    }
+#if MEMENTO_HAS_CUDA
+    // fp32: the parameters are the master weights. bf16: update the master copy and write the
+    // parameter (the forward copy) from it.
+    k.cuda = [p, grad, m = st.m, v = st.v, master = st.master, bf16, n, o = options_,
+              t](void* stream) {
+      auto* g = static_cast<const float*>(grad);
+      auto* mf = static_cast<float*>(m);
+      auto* vf = static_cast<float*>(v);
+      if (bf16) {
+        cuda::adamw_step<cuda::bf16>(static_cast<float*>(master), static_cast<cuda::bf16*>(p), g,
+                                     mf, vf, n, o.lr, o.beta1, o.beta2, o.eps, o.weight_decay, t,
+                                     stream);
+      } else {
+        cuda::adamw_step<float>(static_cast<float*>(p), nullptr, g, mf, vf, n, o.lr, o.beta1,
+                                o.beta2, o.eps, o.weight_decay, t, stream);
+      }
+    };
+#endif
+    tape_.backend().launch(s, std::move(k));
+    tape_.runtime().release(params[i]);
+  }
+}
+
+}  // namespace memento::nn

@@ -1,0 +1,56 @@
+// The training loop: AdamW over a model's parameters, one step at a time, with the loss,
+// the runtime's step stats (peak memory, evictions, time) and the wall time of each step.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "memento/runtime.hpp"
+#include "nn/models/model.hpp"
+#include "nn/tape.hpp"
+
+namespace memento::nn {
+
+struct AdamWOptions {
+  float lr = 1e-3f;
+  float beta1 = 0.9f;
+  float beta2 = 0.95f;
+  float eps = 1e-8f;
+  float weight_decay = 0.0f;
+};
+
+struct StepReport {
+  double loss = 0;  ///< mean loss of the step (NaN on sim, which computes nothing)
+  StepStats stats;  ///< from the runtime: peaks, evictions, backend-clock seconds
+  double wall_seconds = 0;
+};
+
+class Trainer {
+ public:
+  Trainer(Tape& tape, Model& model, AdamWOptions options = {});
+  ~Trainer();
+  Trainer(const Trainer&) = delete;
+  Trainer& operator=(const Trainer&) = delete;
+
+  /// One step: forward, backward, AdamW update. With `update` false the gradients are left
+  /// in the tape for inspection and the parameters are not changed.
+  StepReport step(bool update = true);
+  [[nodiscard]] std::uint64_t steps_done() const noexcept { return step_; }
+
+ private:
+  void adamw();
+
+  Tape& tape_;
+  Model& model_;
+  AdamWOptions options_;
+  std::uint64_t step_ = 0;
+  struct State {
+    void* m = nullptr;
+    void* v = nullptr;
+    void* master = nullptr;  // fp32 master weights of a bf16 parameter (cuda backend only)
+    std::size_t bytes = 0;
+  };
+  std::vector<State> state_;  // by parameter index, made at the first update
+};
+
+}  // namespace memento::nn

@@ -1,0 +1,45 @@
+// The runtime's Chrome trace: what it computed, recomputed, evicted and copied back, and
+// device memory over time, on the backend clock.
+#include <fmt/format.h>
+
+#include "memento/runtime.hpp"
+#include "runtime/trace_args.hpp"
+#include "trace/chrome_trace.hpp"
+
+namespace memento {
+
+TraceArgs tensor_trace_args(TensorId id, std::size_t bytes) {
+  return {{"tensor", id}, {"bytes", bytes}};
+}
+
+TraceArgs step_trace_args(std::size_t evictions, std::size_t recomputes, std::size_t peak) {
+  return {{"evictions", evictions}, {"recomputes", recomputes}, {"peak_allocated", peak}};
+}
+
+void Runtime::trace_span(const char* category, std::string_view name, double start, TensorId id,
+                         std::size_t bytes) {
+  if (!trace_) return;
+  trace_->complete(name, category, category, start, backend_.now() - start,
+                   tensor_trace_args(id, bytes));
+}
+
+void Runtime::trace_instant(const char* category, std::string_view name, TensorId id,
+                            std::size_t bytes) {
+  if (!trace_) return;
+  trace_->instant(name, category, category, backend_.now(), tensor_trace_args(id, bytes));
+}
+
+void Runtime::trace_memory() {
+  if (!trace_) return;
+  AllocatorStats s = allocator_.stats();
+  double now = backend_.now();
+  trace_->counter("device memory", now, "allocated", static_cast<double>(s.allocated.current));
+  trace_->counter("device memory", now, "reserved", static_cast<double>(s.reserved.current));
+}
+
+void Runtime::flush_trace() {
+  std::lock_guard lock(mutex_);
+  if (trace_) trace_->flush();
+}
+
+}  // namespace memento
