@@ -100,6 +100,11 @@ class Runtime {
   /// while the recipe of a live tensor still needs it.
   void free(TensorId id);
 
+  /// Evicts a resident, unpinned, evictable tensor now (a static plan's decision): discard
+  /// needs a recipe; an offload without host memory discards instead. Returns the bytes
+  /// freed, 0 when the tensor cannot be evicted (pinned, not resident, not evictable).
+  std::size_t evict_now(TensorId id, EvictAction action);
+
   /// Runs `fn` (which builds part of the graph from `inputs`) and then discards every
   /// activation it produced except the tensors it returns, like torch.utils.checkpoint:
   /// they are recomputed on access.

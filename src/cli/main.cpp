@@ -1,9 +1,12 @@
-// The memento command-line tool. Subcommands: demo (for now the default), train.
+// The memento command-line tool. Subcommands: compare (the default: with no subcommand, a
+// default comparison), train, demo.
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
 
+#include "cli/compare.hpp"
 #include "cli/demo.hpp"
+#include "cli/plan.hpp"
 #include "cli/train.hpp"
 #include "memento/config.hpp"
 #include "memento/error.hpp"
@@ -12,6 +15,10 @@ int main(int argc, char** argv) {
   using namespace memento;
   CLI::App app{"memento: fit a training step into a GPU memory budget"};
   app.require_subcommand(0, 1);
+  app.footer(
+      "With no subcommand, memento runs the default comparison: gpt2-tiny on host, then "
+      "gpt2-124m (batch 8) on sim:a100-40gb, budgets 70% and 50% of the unlimited peak, "
+      "strategies none, every-layer, sqrt, selective, recompute, offload, auto.");
 
   cli::DemoOptions demo;
   // Defaults come from the environment (MEMENTO_DEVICE, MEMENTO_BUDGET); flags override.
@@ -47,6 +54,59 @@ int main(int argc, char** argv) {
   train_cmd->add_flag("--summary", train.summary,
                       "end with one line: peak_reserved=BYTES step_seconds=S loss=L");
 
+  cli::CompareOptions compare;
+  auto* compare_cmd = app.add_subcommand(
+      "compare",
+      "run a model under several budgets with several strategies (static plans, eviction "
+      "policies) and compare peak memory and step time against the unlimited run");
+  compare_cmd->add_option("--model", compare.model,
+                          "gpt2-tiny, gpt2-124m, gpt2-355m, gpt2-774m, gpt2-1.5b, gpt-j-6b or mlp");
+  compare_cmd->add_option("--batch", compare.batch, "batch size (default: the preset's)")
+      ->check(CLI::Range(1, 65536));
+  compare_cmd->add_option("--seq", compare.seq, "sequence length (default: the preset's)")
+      ->check(CLI::Range(1, 1 << 20));
+  compare_cmd->add_option("--dtype", compare.dtype, "fp32 or bf16 (bf16: cuda and sim)");
+  compare_cmd->add_option("--device", compare.device, "host[:CAPACITY], sim:PROFILE or cuda[:N]");
+  compare_cmd
+      ->add_option("--budget", compare.budgets,
+                   "budgets, comma-separated or repeated: byte sizes (8GiB, 512MB) or "
+                   "percentages; here a percentage is of the UNLIMITED PEAK (the peak of the "
+                   "same model run without a budget), not of device memory (default: 70%,50%)")
+      ->delimiter(',');
+  compare_cmd
+      ->add_option("--strategies", compare.strategies,
+                   "comma-separated: planners (none, every-layer, sqrt, selective, "
+                   "offload-blocks, optimal), policies (lru, largest, recompute, offload, dtr, "
+                   "capuchin, auto), PLANNER+POLICY, or all (default: none, every-layer, sqrt, "
+                   "selective, recompute, offload, auto)")
+      ->delimiter(',');
+  compare_cmd->add_option(
+      "--policy", compare.policy,
+      "the policy a bare planner hands the remaining pressure to (default: auto)");
+  compare_cmd->add_option("--steps", compare.steps, "training steps per run (default: 3)")
+      ->check(CLI::Range(1, 1000));
+  compare_cmd->add_option("--out", compare.out,
+                          "directory for results.json, results.csv, Chrome traces and SVG "
+                          "charts (created if missing; written only when every run completed)");
+  compare_cmd->add_option("--host-budget", compare.host_budget, "pinned host memory for offloads");
+  compare_cmd->add_option("--seed", compare.seed, "seed of the weights and the data");
+
+  cli::PlanOptions plan;
+  auto* plan_cmd = app.add_subcommand(
+      "plan",
+      "the strategy that fits a budget with the least overhead, or the smallest budget "
+      "that fits");
+  plan_cmd->add_option("--model", plan.model, "a GPT-2 preset or mlp");
+  plan_cmd->add_option("--batch", plan.batch, "batch size (default: the preset's)")
+      ->check(CLI::Range(1, 65536));
+  plan_cmd->add_option("--seq", plan.seq, "sequence length (default: the preset's)")
+      ->check(CLI::Range(1, 1 << 20));
+  plan_cmd->add_option("--dtype", plan.dtype, "fp32 or bf16 (bf16: cuda and sim)");
+  plan_cmd->add_option("--device", plan.device, "sim:PROFILE (a prediction), host or cuda[:N]");
+  plan_cmd->add_option("--budget", plan.budget,
+                       "one budget: bytes (8GiB) or a percentage of the unlimited peak");
+  plan_cmd->add_option("--steps", plan.steps, "training steps per run")->check(CLI::Range(2, 100));
+
   CLI11_PARSE(app, argc, argv);
   try {
     Config config = config_from_env();
@@ -59,10 +119,29 @@ int main(int argc, char** argv) {
         train.host_budget = std::to_string(*config.host_budget);
       return cli::run_train(train);
     }
-    if (config.device && demo_cmd->count("--device") == 0) demo.device = config.device->to_string();
-    if (config.budget && demo_cmd->count("--budget") == 0) demo.budget = config.budget->text;
-    return cli::run_demo(demo);  // the default job until `memento compare` exists
+    if (*compare_cmd) {
+      // MEMENTO_BUDGET is not used: its percentages are of device memory, compare's of the
+      // unlimited peak.
+      if (config.device && compare_cmd->count("--device") == 0)
+        compare.device = config.device->to_string();
+      if (config.policy && compare_cmd->count("--policy") == 0) compare.policy = *config.policy;
+      if (config.host_budget && compare_cmd->count("--host-budget") == 0)
+        compare.host_budget = std::to_string(*config.host_budget);
+      cli::run_compare(compare);
+      return 0;
+    }
+    if (*plan_cmd) return cli::run_plan(plan);
+    if (*demo_cmd) {
+      if (config.device && demo_cmd->count("--device") == 0)
+        demo.device = config.device->to_string();
+      if (config.budget && demo_cmd->count("--budget") == 0) demo.budget = config.budget->text;
+      return cli::run_demo(demo);
+    }
+    return cli::run_default_compare();  // the main job: no subcommand
   } catch (const memento::Error& e) {
+    fmt::print(stderr, "memento: error: {}\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {  // e.g. a filesystem error writing compare's files
     fmt::print(stderr, "memento: error: {}\n", e.what());
     return 1;
   }

@@ -52,7 +52,7 @@ void Tape::read(TensorId id, void* host, std::size_t bytes) {
 }
 
 TensorId Tape::apply(const OpPtr& op, const std::vector<TensorId>& inputs, std::size_t bytes,
-                     RngState rng) {
+                     RngState rng, TensorTag tag) {
   TensorId out = rt_.compute(op, inputs, bytes, rng);
   bytes_[out] = bytes;
   bool grad = false;
@@ -65,6 +65,7 @@ TensorId Tape::apply(const OpPtr& op, const std::vector<TensorId>& inputs, std::
     if (op->backward_reads_output()) ++readers_[out];
   }
   live_[out] = true;
+  if (tag.block >= 0) tags_[out] = tag;
   nodes_.push_back(Node{op, inputs, out, bytes, rng});
   return out;
 }
@@ -75,6 +76,20 @@ void Tape::release(TensorId id) {
   if (readers_[id] == 0) {
     rt_.free(id);
     live_.erase(id);
+    return;
+  }
+  // Saved for the backward: the plan says whether it stays until then.
+  auto tag = tags_.find(id);
+  if (plan_ == nullptr || tag == tags_.end()) return;
+  switch (plan_->at_release(tag->second)) {
+    case PlanAction::keep:
+      break;
+    case PlanAction::discard:
+      (void)rt_.evict_now(id, EvictAction::discard);
+      break;
+    case PlanAction::offload:
+      (void)rt_.evict_now(id, EvictAction::offload);
+      break;
   }
 }
 
@@ -196,6 +211,7 @@ void Tape::clear() {
   inputs_.clear();
   nodes_.clear();
   readers_.clear();
+  tags_.clear();
   for (auto it = bytes_.begin(); it != bytes_.end();)
     it = param_grads_.count(it->first) ? std::next(it) : bytes_.erase(it);
   released_.clear();

@@ -13,6 +13,7 @@
 #include "memento/caching_allocator.hpp"
 #include "memento/runtime.hpp"
 #include "nn/ops/ops.hpp"
+#include "nn/plan/plan.hpp"
 
 namespace memento::nn {
 
@@ -36,7 +37,10 @@ class Tape {
 
   /// Runs `op` on `inputs` into a new activation of `bytes` and records it for backward.
   TensorId apply(const OpPtr& op, const std::vector<TensorId>& inputs, std::size_t bytes,
-                 RngState rng = {});
+                 RngState rng = {}, TensorTag tag = {});
+  /// The static plan that decides, at release(), what happens to tagged activations the
+  /// backward still needs (null: none, they stay). Not owned; must outlive the tape's use.
+  void set_plan(const Plan* plan) noexcept { plan_ = plan; }
   /// The forward is done with `id`: it is freed at once if no backward reads it, else
   /// after the last backward that does. Activations never released go in clear().
   void release(TensorId id);
@@ -85,6 +89,8 @@ class Tape {
   std::unordered_map<TensorId, bool> released_;       // the forward is done with it
   std::unordered_map<TensorId, bool> live_;           // activations not yet freed
   std::unordered_map<TensorId, std::size_t> bytes_;   // every tensor the tape made
+  std::unordered_map<TensorId, TensorTag> tags_;
+  const Plan* plan_ = nullptr;
 };
 
 }  // namespace memento::nn

@@ -218,6 +218,14 @@ void Runtime::drop(TensorId id) {
   }
 }
 
+std::size_t Runtime::evict_now(TensorId id, EvictAction action) {
+  std::lock_guard lock(mutex_);
+  const TrackedTensor& t = registry_->at(id);
+  if (t.state != Residency::resident || t.pins > 0 || !t.desc.evictable) return 0;
+  if (action == EvictAction::discard && !t.desc.recipe) return 0;
+  return evict(id, action);
+}
+
 Residency Runtime::state(TensorId id) const {
   std::lock_guard lock(mutex_);
   return registry_->at(id).state;

@@ -76,6 +76,25 @@ class Gpt2 final : public Model {
   std::size_t loss_count() const override { return z(c_.batch) * z(c_.seq); }
   std::size_t parameter_count() const override { return count_; }
 
+  ChainShape chain_shape() const override {
+    const double s = static_cast<double>(dtype_bytes(c_.dtype));
+    const double btc = static_cast<double>(c_.batch) * c_.seq * c_.channels;
+    const double bt = static_cast<double>(c_.batch) * c_.seq;
+    const double scores = bt * c_.heads * c_.seq;
+    const double C = c_.channels;
+    ChainShape shape;
+    shape.blocks = c_.layers;
+    shape.input_bytes = s * btc;
+    shape.roles = {{"ln1", s * btc},    {"qkv", 3 * s * btc}, {"att", s * scores},
+                   {"atty", s * btc},   {"x2", s * btc},      {"ln2", s * btc},
+                   {"fc", 4 * s * btc}, {"gelu", 4 * s * btc}};
+    for (const auto& [role, bytes] : shape.roles) shape.saved_bytes += bytes;
+    // Matrix products (qkv, projection, MLP: 24·B·T·C²) and attention (4·B·T²·C).
+    shape.block_flops = 24 * bt * C * C + 4 * bt * c_.seq * C;
+    shape.fixed_bytes = s * static_cast<double>(count_) + s * (2 * btc + bt * c_.vocab) + 12 * bt;
+    return shape;
+  }
+
   TensorId forward(Tape& tape, std::uint64_t step) override {
     const int B = c_.batch, T = c_.seq, C = c_.channels, NH = c_.heads, V = c_.vocab;
     const int N = B * T;
@@ -99,22 +118,32 @@ class Gpt2 final : public Model {
       tape.release(x);
       return y;
     };
-    TensorId x = tape.apply(make_encoder(B, T, C, V, dt), {tokens, wte_, wpe_}, btc);
-    for (const Block& b : blocks_) {
-      TensorId ln1 = tape.apply(make_layernorm(N, C, dt), {x, b.ln1w, b.ln1b}, btc);
-      TensorId qkv = tape.apply(make_linear(N, C, 3 * C, true, dt), {ln1, b.qkvw, b.qkvb}, 3 * btc);
-      TensorId att =
-          tape.apply(make_attention_probs(B, T, C, NH, dt), {qkv}, z(B) * z(NH) * z(T) * z(T) * s);
-      TensorId atty = tape.apply(make_attention_values(B, T, C, NH, dt), {qkv, att}, btc);
+    TensorId x = tape.apply(make_encoder(B, T, C, V, dt), {tokens, wte_, wpe_}, btc, {},
+                            TensorTag{0, "input"});
+    const int L = static_cast<int>(blocks_.size());
+    for (int l = 0; l < L; ++l) {
+      const Block& b = blocks_[static_cast<std::size_t>(l)];
+      auto tag = [l](std::string_view role) { return TensorTag{l, role}; };
+      TensorId ln1 = tape.apply(make_layernorm(N, C, dt), {x, b.ln1w, b.ln1b}, btc, {}, tag("ln1"));
+      TensorId qkv = tape.apply(make_linear(N, C, 3 * C, true, dt), {ln1, b.qkvw, b.qkvb}, 3 * btc,
+                                {}, tag("qkv"));
+      TensorId att = tape.apply(make_attention_probs(B, T, C, NH, dt), {qkv},
+                                z(B) * z(NH) * z(T) * z(T) * s, {}, tag("att"));
+      TensorId atty =
+          tape.apply(make_attention_values(B, T, C, NH, dt), {qkv, att}, btc, {}, tag("atty"));
       TensorId proj =
           dropout(tape.apply(make_linear(N, C, C, true, dt), {atty, b.projw, b.projb}, btc));
-      TensorId x2 = tape.apply(make_residual(z(N) * z(C), dt), {x, proj}, btc);
-      TensorId ln2 = tape.apply(make_layernorm(N, C, dt), {x2, b.ln2w, b.ln2b}, btc);
-      TensorId fc = tape.apply(make_linear(N, C, 4 * C, true, dt), {ln2, b.fcw, b.fcb}, 4 * btc);
-      TensorId g = tape.apply(make_gelu(z(N) * z(4 * C), dt), {fc}, 4 * btc);
+      TensorId x2 = tape.apply(make_residual(z(N) * z(C), dt), {x, proj}, btc, {}, tag("x2"));
+      TensorId ln2 =
+          tape.apply(make_layernorm(N, C, dt), {x2, b.ln2w, b.ln2b}, btc, {}, tag("ln2"));
+      TensorId fc = tape.apply(make_linear(N, C, 4 * C, true, dt), {ln2, b.fcw, b.fcb}, 4 * btc, {},
+                               tag("fc"));
+      TensorId g = tape.apply(make_gelu(z(N) * z(4 * C), dt), {fc}, 4 * btc, {}, tag("gelu"));
       TensorId fcp =
           dropout(tape.apply(make_linear(N, 4 * C, C, true, dt), {g, b.fcprojw, b.fcprojb}, btc));
-      TensorId x3 = tape.apply(make_residual(z(N) * z(C), dt), {x2, fcp}, btc);
+      // The next block's input; after the last block, the head's (not planned).
+      TensorId x3 = tape.apply(make_residual(z(N) * z(C), dt), {x2, fcp}, btc, {},
+                               l + 1 < L ? TensorTag{l + 1, "input"} : TensorTag{});
       for (TensorId t : {x, ln1, qkv, att, atty, proj, x2, ln2, fc, g, fcp}) tape.release(t);
       x = x3;
     }

@@ -45,6 +45,20 @@ class Mlp final : public Model {
   std::size_t loss_count() const override { return z(c_.batch); }
   std::size_t parameter_count() const override { return count_; }
 
+  ChainShape chain_shape() const override {
+    const double act =
+        static_cast<double>(c_.batch) * c_.width * static_cast<double>(dtype_bytes(c_.dtype));
+    ChainShape shape;
+    shape.blocks = c_.layers;
+    shape.input_bytes = act;
+    shape.saved_bytes = act;  // h (read by the GELU's backward)
+    shape.roles = {{"h", act}};
+    shape.block_flops = 2.0 * c_.batch * c_.width * c_.width;
+    shape.fixed_bytes = static_cast<double>(count_) * static_cast<double>(dtype_bytes(c_.dtype)) +
+                        static_cast<double>(c_.batch) * (c_.classes * 4.0 + 8.0);
+    return shape;
+  }
+
   TensorId forward(Tape& tape, std::uint64_t step) override {
     const int B = c_.batch, W = c_.width;
     const DType dt = c_.dtype;
@@ -70,9 +84,14 @@ class Mlp final : public Model {
       write_values(tape, x, data, dt);
       tape.write(labels, y.data(), y.size() * 4);
     }
-    for (const auto& [w, bias] : layers_) {
-      TensorId h = tape.apply(make_linear(B, W, W, true, dt), {x, w, bias}, act);
-      TensorId g = tape.apply(make_gelu(z(B) * z(W), dt), {h}, act);
+    const int L = static_cast<int>(layers_.size());
+    for (int l = 0; l < L; ++l) {
+      const auto& [w, bias] = layers_[static_cast<std::size_t>(l)];
+      TensorId h =
+          tape.apply(make_linear(B, W, W, true, dt), {x, w, bias}, act, {}, TensorTag{l, "h"});
+      // The next block's input; after the last block, the head's (not planned).
+      TensorId g = tape.apply(make_gelu(z(B) * z(W), dt), {h}, act, {},
+                              l + 1 < L ? TensorTag{l + 1, "input"} : TensorTag{});
       tape.release(x);
       tape.release(h);
       x = g;

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <string>
 
+#include "nn/plan/plan.hpp"
 #include "nn/tape.hpp"
 
 namespace memento::nn {
@@ -21,6 +22,10 @@ class Model {
   [[nodiscard]] virtual std::size_t loss_count() const = 0;
   /// Parameter count.
   [[nodiscard]] virtual std::size_t parameter_count() const = 0;
+  /// The model as a chain of blocks, for the static planners (fixed_bytes: the parameters
+  /// and what lies outside the blocks; the trainer's gradients and AdamW state are not
+  /// included).
+  [[nodiscard]] virtual ChainShape chain_shape() const = 0;
 };
 
 /// A deterministic normal(0, stddev) initialiser: the same values on every backend.

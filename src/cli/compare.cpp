@@ -1,0 +1,470 @@
+#include "cli/compare.hpp"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <regex>
+
+#include "cli/compare_table.hpp"
+#include "cli/progress.hpp"
+#include "cli/report_files.hpp"
+#include "memento/backends.hpp"
+#include "memento/config.hpp"
+#include "memento/pinned_host_pool.hpp"
+#include "memento/policy.hpp"
+#include "memento/runtime.hpp"
+#include "nn/models/gpt2.hpp"
+#include "nn/models/mlp.hpp"
+#include "nn/plan/plan.hpp"
+#include "nn/train.hpp"
+
+namespace memento::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string join(const std::vector<std::string>& items, const char* sep = ", ") {
+  std::string out;
+  for (const std::string& s : items) out += (out.empty() ? "" : sep) + s;
+  return out;
+}
+
+template <typename T>
+bool contains(const std::vector<T>& items, const T& s) {
+  return std::find(items.begin(), items.end(), s) != items.end();
+}
+
+// Items of a list option: each may itself be comma-separated; blanks are trimmed.
+std::vector<std::string> split_items(const std::vector<std::string>& items) {
+  std::vector<std::string> out;
+  for (const std::string& item : items) {
+    std::size_t begin = 0;
+    while (begin <= item.size()) {
+      std::size_t end = std::min(item.find(',', begin), item.size());
+      std::string s = item.substr(begin, end - begin);
+      s.erase(0, s.find_first_not_of(" \t"));
+      s.erase(s.find_last_not_of(" \t") + 1);
+      if (!s.empty()) out.push_back(s);
+      begin = end + 1;
+    }
+  }
+  return out;
+}
+
+struct Budget {
+  std::string text;
+  double fraction = 0;    // > 0: a fraction of the unlimited peak
+  std::size_t bytes = 0;  // else absolute
+};
+
+std::vector<Budget> parse_budgets(const std::vector<std::string>& items) {
+  std::vector<Budget> out;
+  for (const std::string& s : split_items(items)) {
+    Budget b{s};
+    if (s.back() == '%') {
+      const std::string number = s.substr(0, s.size() - 1);
+      char* end = nullptr;
+      const double pct = std::strtod(number.c_str(), &end);
+      MEMENTO_EXPECTS(!number.empty() && end == number.c_str() + number.size() &&
+                          std::isfinite(pct) && pct > 0 && pct <= 100,
+                      fmt::format("--budget=\"{}\" is not accepted: a percentage (of the "
+                                  "unlimited peak) must be a number in (0, 100]",
+                                  s),
+                      ConfigError);
+      b.fraction = pct / 100;
+    } else {
+      b.bytes = parse_bytes(s, "--budget");
+    }
+    out.push_back(b);
+  }
+  MEMENTO_EXPECTS(!out.empty(), "--budget: no budget given", ConfigError);
+  return out;
+}
+
+struct ModelSpec {
+  bool mlp = false;
+  nn::Gpt2Config gpt;
+  nn::MlpConfig mlp_config;
+};
+
+ModelSpec parse_model(const CompareOptions& o) {
+  MEMENTO_EXPECTS(o.dtype == "fp32" || o.dtype == "bf16",
+                  fmt::format("--dtype=\"{}\" is not accepted; accepted: fp32, bf16", o.dtype),
+                  ConfigError);
+  const nn::DType dtype = o.dtype == "bf16" ? nn::DType::bf16 : nn::DType::f32;
+  MEMENTO_EXPECTS(o.batch >= 0 && o.seq >= 0, "--batch and --seq must be positive", ConfigError);
+  ModelSpec m;
+  if (o.model == "mlp") {
+    MEMENTO_EXPECTS(o.seq == 0, "--seq does not apply to the mlp model", ConfigError);
+    m.mlp = true;
+    m.mlp_config.dtype = dtype;
+    if (o.batch > 0) m.mlp_config.batch = o.batch;
+  } else {
+    m.gpt = nn::gpt2_preset(o.model);  // ConfigError listing the presets
+    m.gpt.dtype = dtype;
+    if (o.batch > 0) m.gpt.batch = o.batch;
+    if (o.seq > 0) m.gpt.seq = o.seq;
+  }
+  return m;
+}
+
+std::unique_ptr<nn::Model> build_model(const ModelSpec& m, nn::Tape& tape, std::uint64_t seed) {
+  return m.mlp ? nn::make_mlp(m.mlp_config, tape, seed) : nn::make_gpt2(m.gpt, tape, seed);
+}
+
+struct Setup {
+  DeviceSpec device;
+  ModelSpec model;
+  std::size_t host_budget = 0;
+  int steps = 3;
+  std::uint64_t seed = 0;
+  float lr = 0;
+  // Parameters, their fp32 gradients and AdamW's fp32 m and v: never evicted, all live at
+  // the update, so no budget below this fits (known after the unlimited run).
+  std::size_t persistent_bytes = 0;
+};
+
+// What only a run can tell: the device and the model's size.
+struct RunFacts {
+  std::string device_name;
+  std::size_t capacity = 0;
+  BackendKind kind = BackendKind::host;
+  std::size_t parameters = 0;
+};
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const std::size_t n = v.size();
+  return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+// How far an out-of-memory run missed its budget at the failing request, from the
+// allocator's message: the reserved bytes plus the request, less the budget (what a larger
+// budget would have had to hold at that moment; a lower bound on the real shortfall, to the
+// message's two decimals). Unknown when the message has no figures (thrashing) or when the
+// request failed within the reserved bytes.
+std::optional<std::size_t> oom_shortfall(const std::string& message) {
+  static const std::regex kFigures(
+      R"(cannot allocate [^(]*\((\d+) bytes\).*budget of [^(]*\((\d+) bytes\).*reserved ([0-9.]+) (B|KiB|MiB|GiB|TiB) )");
+  std::smatch m;
+  if (!std::regex_search(message, m, kFigures)) return std::nullopt;
+  const double request = std::stod(m[1].str()), budget = std::stod(m[2].str());
+  const std::string unit = m[4].str();
+  const int power = unit == "B" ? 0 : unit == "KiB" ? 1 : unit == "MiB" ? 2 : unit == "GiB" ? 3 : 4;
+  const double miss = std::stod(m[3].str()) * std::exp2(10.0 * power) + request - budget;
+  if (miss <= 0) return std::nullopt;
+  return static_cast<std::size_t>(miss);
+}
+
+// One run on a fresh backend, allocator, runtime, tape and model. budget 0: none (the
+// device's capacity). An OutOfMemory is the run's outcome, not an error.
+RunResult run_one(const Setup& setup, const Strategy& strategy, std::size_t budget,
+                  const std::string& trace_path, RunFacts* facts = nullptr) {
+  auto backend = make_backend(setup.device);
+  CachingAllocator alloc(*backend, AllocatorOptions{budget});
+  PinnedHostPool pool(*backend, setup.host_budget);
+  RuntimeOptions ropt;
+  ropt.trace_file = trace_path;  // empty: no trace (and not MEMENTO_TRACE either)
+  Runtime rt(*backend, alloc, &pool, make_policy(strategy.policy), ropt);
+  std::unique_ptr<nn::Plan> plan;  // outlives the tape's use of it
+  nn::Tape tape(rt, alloc, *backend);
+
+  RunResult r;
+  r.strategy = strategy;
+  r.budget_bytes = budget;
+  std::vector<nn::StepReport> steps;
+  try {
+    std::unique_ptr<nn::Model> model = build_model(setup.model, tape, setup.seed);
+    if (facts)
+      *facts = {backend->info().name, backend->info().capacity, backend->info().kind,
+                model->parameter_count()};
+    plan = nn::make_plan(strategy.plan, model->chain_shape(), static_cast<double>(budget));
+    r.plan_description = plan->describe();
+    tape.set_plan(plan.get());
+    nn::Trainer trainer(tape, *model, {.lr = setup.lr});
+    for (int i = 0; i < setup.steps; ++i) steps.push_back(trainer.step());
+    rt.flush_trace();
+  } catch (const OutOfMemory& e) {
+    r.error = e.what();
+    r.miss_bytes = oom_shortfall(r.error);
+    if (setup.persistent_bytes > budget)
+      r.miss_bytes = std::max(r.miss_bytes.value_or(0), setup.persistent_bytes - budget);
+  }
+  tape.set_plan(nullptr);
+  r.fits = r.error.empty();
+  r.allocator_peak_bytes = alloc.stats().reserved.peak;
+  r.peak_bytes = r.fits ? 0 : r.allocator_peak_bytes;  // an OOM: the failing step's
+  std::vector<double> seconds;
+  for (std::size_t i = 0; i < steps.size(); ++i) {
+    r.peak_bytes = std::max(r.peak_bytes, steps[i].stats.peak_reserved);
+    if (i > 0 || steps.size() == 1) seconds.push_back(steps[i].stats.seconds);
+  }
+  if (r.fits) {
+    r.step_time_s = median(seconds);
+    const nn::StepReport& last = steps.back();
+    const RuntimeCounters& c = last.stats.counters;
+    r.recompute_flops = c.recompute_flops;
+    r.bytes_offloaded = c.bytes_offloaded;
+    r.bytes_prefetched = c.bytes_prefetched;
+    r.stall_s = last.stats.stalled_seconds;
+    if (!std::isnan(last.loss)) r.loss = last.loss;
+    r.evictions = c.discards + c.offloads;
+    r.recomputes = c.recomputes;
+  }
+  return r;
+}
+
+// The output directory's files are staged in a hidden directory inside it and moved in at
+// the end, results.json last; an error leaves none of them behind.
+class Staging {
+ public:
+  explicit Staging(const std::string& out) : out_(out) {
+    if (fs::exists(out_))
+      MEMENTO_EXPECTS(fs::is_directory(out_),
+                      fmt::format("--out=\"{}\" exists and is not a directory", out_.string()),
+                      ConfigError);
+    std::error_code ec;
+    fs::create_directories(out_, ec);
+    MEMENTO_EXPECTS(!ec,
+                    fmt::format("--out=\"{}\": cannot create it: {}", out_.string(), ec.message()),
+                    ConfigError);
+    // A results.json from an earlier sweep would claim this one's success if it fails.
+    fs::remove(out_ / "results.json", ec);
+    dir_ = out_ / fmt::format(".memento-compare-{}", ::getpid());
+    fs::remove_all(dir_, ec);
+    fs::create_directory(dir_, ec);
+    MEMENTO_EXPECTS(!ec, fmt::format("cannot create {}: {}", dir_.string(), ec.message()), Error);
+  }
+  ~Staging() {
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+  Staging(const Staging&) = delete;
+  Staging& operator=(const Staging&) = delete;
+
+  [[nodiscard]] std::string dir() const { return dir_.string(); }
+
+  void commit() {
+    std::vector<fs::path> files;
+    for (const auto& entry : fs::directory_iterator(dir_))
+      if (entry.path().filename() != "results.json") files.push_back(entry.path());
+    files.push_back(dir_ / "results.json");
+    for (const fs::path& f : files) fs::rename(f, out_ / f.filename());
+  }
+
+ private:
+  fs::path out_;
+  fs::path dir_;
+};
+
+}  // namespace
+
+std::vector<Strategy> parse_strategies(const std::vector<std::string>& items,
+                                       const std::string& policy) {
+  const std::vector<std::string> planners = nn::plan_names();
+  const std::vector<std::string> policies = policy_names();
+  const auto unknown = [&](const std::string& what) {
+    MEMENTO_FAIL(ConfigError,
+                 fmt::format("unknown strategy \"{}\"; accepted: a planner ({}), a policy ({}), "
+                             "PLANNER+POLICY, or all",
+                             what, join(planners), join(policies)));
+  };
+  std::vector<Strategy> out;
+  const auto add = [&](Strategy s) {
+    if (std::none_of(out.begin(), out.end(), [&](const Strategy& o) { return o.name == s.name; }))
+      out.push_back(std::move(s));
+  };
+  for (const std::string& item : split_items(items)) {
+    if (item == "all") {
+      for (const std::string& p : planners) add({p, p, policy});
+      for (const std::string& p : policies) add({p, "none", p});
+    } else if (const std::size_t plus = item.find('+'); plus != std::string::npos) {
+      const std::string plan = item.substr(0, plus), pol = item.substr(plus + 1);
+      if (!contains(planners, plan) || !contains(policies, pol)) unknown(item);
+      add({item, plan, pol});
+    } else if (contains(planners, item)) {
+      add({item, item, policy});
+    } else if (contains(policies, item)) {
+      add({item, "none", item});
+    } else {
+      unknown(item);
+    }
+  }
+  MEMENTO_EXPECTS(!out.empty(), "--strategies: no strategy given", ConfigError);
+  return out;
+}
+
+CompareResult run_compare(const CompareOptions& o) {
+  // Everything the user gave is checked before the first run.
+  Setup setup;
+  setup.model = parse_model(o);
+  setup.device = parse_device(o.device, "--device");
+  const std::string policy = parse_policy(o.policy, "--policy");
+  const std::vector<Strategy> strategies = parse_strategies(o.strategies, policy);
+  const std::vector<Budget> budgets = parse_budgets(o.budgets);
+  MEMENTO_EXPECTS(o.steps >= 1, "--steps must be at least 1", ConfigError);
+  setup.host_budget =
+      o.host_budget ? parse_bytes(*o.host_budget, "--host-budget") : std::size_t{16} << 30;
+  setup.steps = o.steps;
+  setup.seed = o.seed;
+  setup.lr = o.lr;
+  std::optional<Staging> staging;
+  if (o.out) staging.emplace(*o.out);
+  const auto trace_path = [&](const std::string& name) {
+    return staging ? fmt::format("{}/trace-{}.json", staging->dir(), file_slug(name))
+                   : std::string();
+  };
+
+  std::optional<Progress> progress;
+  if (o.print) progress.emplace(1 + strategies.size() * budgets.size());
+  const auto begin = [&](const std::string& name) {
+    if (progress) progress->begin(name);
+  };
+  const auto end = [&](const RunResult& r) {
+    if (!progress) return;
+    progress->end(r.fits ? fmt::format("fits, peak {}, step {}", format_bytes(r.peak_bytes),
+                                       format_seconds(r.step_time_s.value_or(0)))
+                         : fits_text(r));
+  };
+
+  // The reference: no budget, no plan, the plainest policy.
+  CompareResult result;
+  RunFacts facts;
+  begin("unlimited");
+  result.unlimited =
+      run_one(setup, {"unlimited", "none", "lru"}, 0, trace_path("unlimited"), &facts);
+  RunResult& u = result.unlimited;
+  u.budget_text = "unlimited";
+  if (staging) u.trace_file = "trace-unlimited.json";
+  end(u);
+  MEMENTO_EXPECTS(u.fits,
+                  fmt::format("{} does not fit {} even without a budget: {}", o.model,
+                              facts.device_name.empty() ? o.device : facts.device_name, u.error),
+                  ConfigError);
+  setup.persistent_bytes = facts.parameters * ((o.dtype == "bf16" ? 2 : 4) + 12);
+  u.budget_fraction = 1;
+  u.slowdown = 1;
+  u.overhead = 0;
+
+  for (const Strategy& s : strategies) {
+    for (const Budget& b : budgets) {
+      const std::size_t bytes =
+          b.fraction > 0 ? static_cast<std::size_t>(b.fraction * static_cast<double>(u.peak_bytes))
+                         : b.bytes;
+      MEMENTO_EXPECTS(
+          bytes <= facts.capacity,
+          fmt::format("--budget=\"{}\" ({}) exceeds the capacity of {} ({})", b.text,
+                      format_bytes(bytes), facts.device_name, format_bytes(facts.capacity)),
+          ConfigError);
+      MEMENTO_EXPECTS(bytes > 0, fmt::format("--budget=\"{}\" is 0 bytes", b.text), ConfigError);
+      const std::string name = fmt::format("{} @ {}", s.name, b.text);
+      begin(name);
+      RunResult r = run_one(setup, s, bytes, trace_path(s.name + "-" + b.text));
+      r.budget_text = b.text;
+      r.budget_fraction = static_cast<double>(bytes) / static_cast<double>(u.peak_bytes);
+      if (staging) r.trace_file = fmt::format("trace-{}.json", file_slug(s.name + "-" + b.text));
+      if (r.step_time_s && u.step_time_s && *u.step_time_s > 0) {
+        r.slowdown = *r.step_time_s / *u.step_time_s;
+        r.overhead = *r.slowdown - 1;
+      }
+      end(r);
+      result.runs.push_back(std::move(r));
+    }
+  }
+  if (progress) progress->finish();
+
+  const auto& g = setup.model.gpt;
+  const auto& m = setup.model.mlp_config;
+  const bool sim = facts.kind == BackendKind::sim;
+  auto& a = result.assumptions;
+  a["model"] = o.model;
+  if (setup.model.mlp) {
+    a["layers"] = m.layers, a["width"] = m.width, a["classes"] = m.classes, a["batch"] = m.batch;
+  } else {
+    a["layers"] = g.layers, a["heads"] = g.heads, a["width"] = g.channels, a["seq"] = g.seq;
+    a["vocab"] = g.vocab, a["batch"] = g.batch;
+  }
+  a["parameters"] = facts.parameters;
+  a["dtype"] = o.dtype;
+  a["device"] = facts.device_name;
+  a["device_capacity_bytes"] = facts.capacity;
+  a["clock"] = sim ? "virtual (the sim backend's model)" : "wall";
+  a["optimizer_state"] = "device";
+  a["steps"] = o.steps;
+  a["policy_for_planners"] = policy;
+  a["host_budget_bytes"] = setup.host_budget;
+  a["seed"] = o.seed;
+  a["budget_percentages_of"] = "unlimited peak";
+  // The same, as printed before the table.
+  std::vector<std::string> budget_texts;
+  for (const Budget& b : budgets) budget_texts.push_back(b.text);
+  result.summary = {
+      {"model", setup.model.mlp
+                    ? fmt::format("mlp: {} layers, width {}, {} classes, batch {}", m.layers,
+                                  m.width, m.classes, m.batch)
+                    : fmt::format("{}: {} layers, {} heads, width {}, seq {}, vocab {}, batch {}",
+                                  o.model, g.layers, g.heads, g.channels, g.seq, g.vocab, g.batch)},
+      {"parameters", fmt::format("{:.2f}M", static_cast<double>(facts.parameters) / 1e6)},
+      {"dtype", o.dtype},
+      {"device",
+       fmt::format("{} (capacity {}; {})", facts.device_name, format_bytes(facts.capacity),
+                   sim ? "times are the simulator's prediction, no data is computed"
+                       : "times are wall clock")},
+      {"optimizer", fmt::format("AdamW; its state (m, v in fp32) and the gradients live on the "
+                                "device, inside the budget (with the parameters: {}, never "
+                                "evicted)",
+                                format_bytes(setup.persistent_bytes))},
+      {"host memory",
+       fmt::format("{} of pinned memory for offloads", format_bytes(setup.host_budget))},
+      {"steps", fmt::format("{} per run, same seed and data; step time: median of the steps after "
+                            "the first; peak: max over steps",
+                            o.steps)},
+      {"strategies", fmt::format("a planner hands the remaining pressure to policy {}; a policy "
+                                 "runs with plan none",
+                                 policy)},
+      {"budgets",
+       join(budget_texts) + " (a percentage is of the unlimited peak, not of the device)"},
+      {"unlimited", fmt::format("peak {} reserved, step {} (no budget, plan none, policy lru{})",
+                                format_bytes(u.peak_bytes), format_seconds(*u.step_time_s),
+                                u.loss ? fmt::format(", loss {:.6f}", *u.loss) : "")}};
+
+  if (o.print) print_compare_report(result);
+  const bool any_fits = std::any_of(result.runs.begin(), result.runs.end(),
+                                    [](const RunResult& r) { return r.fits; });
+  if (!any_fits) {
+    std::size_t largest = 0;
+    for (const RunResult& r : result.runs) largest = std::max(largest, r.budget_bytes);
+    MEMENTO_FAIL(
+        NothingFits,
+        fmt::format("no strategy fits any budget: every run ran out of memory, even at the "
+                    "largest budget of {} ({:.0f}% of the unlimited peak of {}; the parameters, "
+                    "gradients and AdamW state alone take {}); give a larger --budget",
+                    format_bytes(largest),
+                    100.0 * static_cast<double>(largest) / static_cast<double>(u.peak_bytes),
+                    format_bytes(u.peak_bytes), format_bytes(setup.persistent_bytes)));
+  }
+  if (staging) {
+    write_report(result, staging->dir());
+    staging->commit();
+    if (o.print) fmt::print("wrote results.json, results.csv, traces and charts to {}\n", *o.out);
+  }
+  return result;
+}
+
+int run_default_compare() {
+  CompareOptions host;  // gpt2-tiny on the host backend: real steps, real losses
+  run_compare(host);
+  fmt::print("\n");
+  CompareOptions sim;  // a real size on the simulator: predicted memory and time
+  sim.model = "gpt2-124m";
+  sim.batch = 8;
+  sim.device = "sim:a100-40gb";
+  run_compare(sim);
+  return 0;
+}
+
+}  // namespace memento::cli

@@ -1,0 +1,91 @@
+#include "cli/plan.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "cli/compare.hpp"
+#include "memento/config.hpp"
+
+namespace memento::cli {
+namespace {
+
+CompareOptions base_options(const PlanOptions& o) {
+  CompareOptions c;
+  c.model = o.model;
+  c.batch = o.batch;
+  c.seq = o.seq;
+  c.dtype = o.dtype;
+  c.device = o.device;
+  c.steps = o.steps;
+  c.seed = o.seed;
+  c.print = false;
+  return c;
+}
+
+/// The first strategy (of all) that fits `bytes`, if any.
+std::optional<std::string> fitting(const PlanOptions& o, std::size_t bytes) {
+  CompareOptions c = base_options(o);
+  c.budgets = {std::to_string(bytes)};
+  c.strategies = {"all"};
+  try {
+    for (const RunResult& r : run_compare(c).runs)
+      if (r.fits) return r.strategy.name;
+  } catch (const NothingFits&) {
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+int run_plan(const PlanOptions& o) {
+  CompareOptions c = base_options(o);
+  c.budgets = {o.budget};
+  c.strategies = {"all"};
+  std::optional<CompareResult> result;
+  try {
+    result = run_compare(c);
+  } catch (const NothingFits&) {
+  }
+  fmt::print("memento plan: {} on {}, budget {}\n", o.model, o.device, o.budget);
+  if (result) {
+    for (const auto& [key, value] : result->summary) fmt::print("  {}: {}\n", key, value);
+    const RunResult* best = nullptr;
+    for (const RunResult& r : result->runs)
+      if (r.fits && r.slowdown && (best == nullptr || *r.slowdown < *best->slowdown)) best = &r;
+    if (best != nullptr) {
+      fmt::print(
+          "recommended: {} (plan {}, policy {}): predicted peak {}, step {:.4f} s, overhead "
+          "{:+.1f}% against the unlimited {} at {:.4f} s\n",
+          best->strategy.name, best->strategy.plan, best->strategy.policy,
+          format_bytes(best->peak_bytes), *best->step_time_s, 100 * *best->overhead,
+          format_bytes(result->unlimited.peak_bytes), *result->unlimited.step_time_s);
+      if (!best->plan_description.empty()) fmt::print("  plan: {}\n", best->plan_description);
+      return 0;
+    }
+  }
+  // Nothing fits: bisect between a failing budget and the unlimited peak (which fits) for
+  // the smallest budget at which some strategy fits. Each probe runs every strategy.
+  CompareOptions u = base_options(o);
+  u.budgets = {"100%"};
+  u.strategies = {"none+lru"};
+  std::size_t hi = run_compare(u).unlimited.peak_bytes;
+  std::string strategy = "none+lru";
+  std::size_t lo = 0;
+  while (hi - lo > std::max<std::size_t>(hi / 100, std::size_t{1} << 20)) {
+    const std::size_t mid = lo + (hi - lo) / 2;
+    if (std::optional<std::string> s = fitting(o, mid)) {
+      hi = mid;
+      strategy = *s;
+    } else {
+      lo = mid;
+    }
+  }
+  fmt::print(
+      "nothing fits the budget {}: every strategy ran out of memory. The smallest budget that "
+      "fits, to within 1%, is about {} (with {})\n",
+      o.budget, format_bytes(hi), strategy);
+  return 3;
+}
+
+}  // namespace memento::cli

@@ -1,0 +1,26 @@
+// `memento plan`: for a model on a device under one budget, the strategy that fits with the
+// least overhead (predicted by running it, on the sim backend for sim devices), or a plain
+// statement that nothing fits and the smallest budget that would.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace memento::cli {
+
+struct PlanOptions {
+  std::string model = "gpt2-124m";
+  int batch = 0;
+  int seq = 0;
+  std::string dtype = "fp32";
+  std::string device = "sim:a100-40gb";
+  std::string budget = "8GiB";  // bytes, or a percentage of the unlimited peak
+  int steps = 3;
+  std::uint64_t seed = 1234;
+};
+
+/// Prints the recommendation; returns the exit code (0: something fits, 3: nothing does).
+int run_plan(const PlanOptions& options);
+
+}  // namespace memento::cli

@@ -1,0 +1,127 @@
+// The static planners. Each turns a chain's shape into a per-block decision; at_release then
+// maps (block, role) to keep, discard or offload.
+#include "nn/plan/plan.hpp"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <cmath>
+
+#include "memento/error.hpp"
+#include "nn/plan/chain_dp.hpp"
+
+namespace memento::nn {
+namespace {
+
+class NonePlan final : public Plan {
+ public:
+  std::string name() const override { return "none"; }
+  PlanAction at_release(const TensorTag&) const override { return PlanAction::keep; }
+  std::string describe() const override { return "every activation kept"; }
+};
+
+/// Checkpointing by block state (see chain_dp.hpp): kept blocks keep everything, a segment's
+/// first block keeps only its input, the rest of a segment keeps nothing; what is dropped is
+/// recomputed, segment by segment, in the backward.
+class SegmentPlan final : public Plan {
+ public:
+  SegmentPlan(std::string name, std::vector<BlockState> states)
+      : name_(std::move(name)), states_(std::move(states)) {}
+  std::string name() const override { return name_; }
+  PlanAction at_release(const TensorTag& tag) const override {
+    if (tag.block < 0 || static_cast<std::size_t>(tag.block) >= states_.size())
+      return PlanAction::keep;
+    switch (states_[static_cast<std::size_t>(tag.block)]) {
+      case BlockState::kept:
+        return PlanAction::keep;
+      case BlockState::segment_start:
+        return tag.role == "input" ? PlanAction::keep : PlanAction::discard;
+      case BlockState::segment_rest:
+        return PlanAction::discard;
+    }
+    return PlanAction::keep;
+  }
+  std::string describe() const override {
+    std::vector<int> starts;
+    int kept = 0;
+    for (std::size_t i = 0; i < states_.size(); ++i) {
+      if (states_[i] == BlockState::segment_start) starts.push_back(static_cast<int>(i));
+      kept += states_[i] == BlockState::kept;
+    }
+    return fmt::format("{} of {} blocks kept whole; checkpoints at blocks {}", kept, states_.size(),
+                       starts.empty() ? "none" : fmt::format("{}", fmt::join(starts, ", ")));
+  }
+
+ private:
+  std::string name_;
+  std::vector<BlockState> states_;
+};
+
+/// Megatron's selective recomputation: only the attention scores are dropped (they are the
+/// largest activation per FLOP to recompute). Models without attention drop nothing.
+class SelectivePlan final : public Plan {
+ public:
+  std::string name() const override { return "selective"; }
+  PlanAction at_release(const TensorTag& tag) const override {
+    return tag.block >= 0 && tag.role == "att" ? PlanAction::discard : PlanAction::keep;
+  }
+  std::string describe() const override { return "attention scores recomputed, the rest kept"; }
+};
+
+/// Activation offloading by block (torchao / torchtune style): every block's saved
+/// activations but the last block's (its backward comes first) go to host memory as the
+/// forward leaves them; the prefetcher brings them back ahead of the backward.
+class OffloadBlocksPlan final : public Plan {
+ public:
+  explicit OffloadBlocksPlan(int blocks) : blocks_(blocks) {}
+  std::string name() const override { return "offload-blocks"; }
+  PlanAction at_release(const TensorTag& tag) const override {
+    return tag.block >= 0 && tag.block + 1 < blocks_ ? PlanAction::offload : PlanAction::keep;
+  }
+  std::string describe() const override {
+    return fmt::format("blocks 0..{} offloaded, the last kept", blocks_ - 2);
+  }
+
+ private:
+  int blocks_;
+};
+
+/// Segments of `k` blocks, each checkpointed at its first block.
+std::vector<BlockState> uniform_segments(int blocks, int k) {
+  std::vector<BlockState> s(static_cast<std::size_t>(blocks), BlockState::segment_rest);
+  for (int i = 0; i < blocks; i += k) s[static_cast<std::size_t>(i)] = BlockState::segment_start;
+  return s;
+}
+
+}  // namespace
+
+std::vector<std::string> plan_names() {
+  return {"none", "every-layer", "sqrt", "selective", "offload-blocks", "optimal"};
+}
+
+std::unique_ptr<Plan> make_plan(std::string_view name, const ChainShape& shape,
+                                double budget_bytes) {
+  MEMENTO_EXPECTS(shape.blocks > 0, "make_plan: the chain has no blocks");
+  if (name == "none") return std::make_unique<NonePlan>();
+  if (name == "every-layer")
+    return std::make_unique<SegmentPlan>("every-layer", uniform_segments(shape.blocks, 1));
+  if (name == "sqrt") {
+    const int k = static_cast<int>(std::ceil(std::sqrt(static_cast<double>(shape.blocks))));
+    return std::make_unique<SegmentPlan>("sqrt", uniform_segments(shape.blocks, k));
+  }
+  if (name == "selective") return std::make_unique<SelectivePlan>();
+  if (name == "offload-blocks") return std::make_unique<OffloadBlocksPlan>(shape.blocks);
+  if (name == "optimal") {
+    ChainCosts costs = uniform_chain(shape);
+    std::optional<ChainSolution> best =
+        solve_chain(costs, budget_bytes > 0 ? budget_bytes - shape.fixed_bytes : INFINITY);
+    // Nothing fits the model: checkpoint every block, the least memory a plan can give,
+    // and let the dynamic policy (and OutOfMemory's figures) say the rest.
+    return std::make_unique<SegmentPlan>("optimal",
+                                         best ? best->states : uniform_segments(shape.blocks, 1));
+  }
+  MEMENTO_FAIL(ConfigError, fmt::format("unknown plan \"{}\"; accepted: {}", name,
+                                        fmt::join(plan_names(), ", ")));
+}
+
+}  // namespace memento::nn
