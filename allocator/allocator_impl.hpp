@@ -59,6 +59,8 @@ class CachingAllocator::Impl {
   void* take(Block* b, std::size_t size, std::size_t requested, Stream stream);
   /// A freed block becomes reusable: stamp it and put it in its free set.
   void release_block(Block* b);
+  /// exact_segments: gives a free block's segment back to the backend.
+  void release_exact(Block* b);
   /// Merges the free runs (same stream) around the blocks freed since the last call; true
   /// if anything merged.
   bool coalesce_recent();
@@ -90,6 +92,7 @@ class CachingAllocator::Impl {
   Backend& backend_;
   mutable detail::FutexLock mutex_;
   std::size_t budget_ = 0;
+  bool exact_ = false;  // AllocatorOptions::exact_segments
   FreeSet small_free_;
   FreeSet large_free_;
   detail::LiveSet live_;

@@ -37,7 +37,7 @@ struct FitCompare {
 }  // namespace
 
 CachingAllocator::Impl::Impl(Backend& backend, AllocatorOptions options)
-    : backend_(backend), fences_(backend) {
+    : backend_(backend), exact_(options.exact_segments), fences_(backend) {
   std::size_t capacity = backend.info().capacity;
   budget_ = options.budget == 0 ? capacity : options.budget;
   check_budget(budget_);
@@ -63,10 +63,10 @@ CachingAllocator::Impl::~Impl() {
 void* CachingAllocator::Impl::allocate(std::size_t bytes, Stream stream) {
   if (bytes == 0) return nullptr;
   std::unique_lock lock(mutex_);
-  if (bytes > sizes::kMaxRequest || sizes::block_size(bytes) > budget_) {
+  if (bytes > sizes::kMaxRequest || (exact_ ? bytes : sizes::block_size(bytes)) > budget_) {
     throw_oom(lock, bytes, stream, 0, "the request alone exceeds the budget");
   }
-  std::size_t size = sizes::block_size(bytes);
+  const std::size_t size = exact_ ? bytes : sizes::block_size(bytes);
   std::size_t freed_by_handlers = 0;
   for (int round = 0;; ++round) {
     if (Block* b = find_or_grow(size, stream)) return take(b, size, bytes, stream);
@@ -209,8 +209,8 @@ CachingAllocator::Impl::Block* CachingAllocator::Impl::other_stream_fit(FreeSet&
 
 CachingAllocator::Impl::Block* CachingAllocator::Impl::grow(std::size_t size, Stream stream,
                                                             bool small) {
-  std::size_t preferred = sizes::segment_size(size);
-  std::size_t fallback = small ? size : sizes::round_up(size, sizes::kLargeRounding);
+  std::size_t preferred = exact_ ? size : sizes::segment_size(size);
+  std::size_t fallback = exact_ || small ? size : sizes::round_up(size, sizes::kLargeRounding);
   for (std::size_t seg_size : {preferred, fallback, size}) {
     if (seg_size < size || seg_size > budget_ - std::min(budget_, stats_.reserved.current))
       continue;
@@ -266,6 +266,7 @@ void* CachingAllocator::Impl::take(Block* b, std::size_t size, std::size_t reque
 
 void CachingAllocator::Impl::release_block(Block* b) {
   stats_.active.sub(b->size);
+  if (exact_) return release_exact(b);
   b->free_seq = ++free_seq_;
   fences_.note_stream(b->stream);
   // Coalescing is deferred: a block freed and taken again at the same size (the steady
@@ -274,6 +275,19 @@ void CachingAllocator::Impl::release_block(Block* b) {
   pool(b->segment->small).insert(*b);
   recent_frees_.push_back(b);
   if (recent_frees_.size() >= kCoalesceEvery) coalesce_recent();
+}
+
+void CachingAllocator::Impl::release_exact(Block* b) {
+  // The sim's memory is address space only, so queued work "using" it does not stop its
+  // return; a real backend's segment goes back only once the stream it was freed on is done.
+  if (backend_.info().kind != BackendKind::sim) backend_.synchronize(b->stream);
+  Segment* seg = b->segment;
+  backend_.free_segment(seg->base, seg->size);
+  stats_.reserved.sub(seg->size);
+  stats_.segments.sub(1);
+  ++stats_.segment_frees;
+  recycle(b);
+  std::erase_if(segments_, [seg](const std::unique_ptr<Segment>& s) { return s.get() == seg; });
 }
 
 bool CachingAllocator::Impl::coalesce_recent() {

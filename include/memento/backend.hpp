@@ -104,6 +104,11 @@ class Backend {
   /// virtual clock on sim.
   [[nodiscard]] virtual double now() const = 0;
 
+  /// The calling host thread has just done `seconds` of CPU work the model did not run (a
+  /// CPU optimizer step, say). Real backends have spent that time already; sim moves its
+  /// virtual host clock, so work issued afterwards starts later.
+  virtual void host_work(double seconds) { (void)seconds; }
+
   /// Seconds `stream` has spent blocked in device-side waits (wait()) on other streams'
   /// work since it was created: for the runtime's compute stream, time stalled on copies.
   /// std::nullopt where the backend does not measure it (cuda).

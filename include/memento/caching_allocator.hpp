@@ -16,6 +16,12 @@ namespace memento {
 struct AllocatorOptions {
   /// Hard cap on bytes reserved from the backend; 0 means the device capacity.
   std::size_t budget = 0;
+  /// Every allocation gets a segment of exactly its size, given back as soon as the block
+  /// is free (after the work of the streams that used it, on real backends): reserved bytes
+  /// then equal live bytes, with no rounding, caching or fragmentation. A model of the
+  /// memory accounting most published simulators assume (`memento replay
+  /// --memory-model counted`), not a fast allocator.
+  bool exact_segments = false;
 };
 
 class CachingAllocator {

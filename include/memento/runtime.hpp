@@ -36,6 +36,9 @@ struct RuntimeCounters {
   std::size_t bytes_prefetched = 0;
   std::size_t recomputes = 0;
   double recompute_flops = 0;
+  /// Modelled seconds of the recomputes (the cost model's, so a measured kernel's own time):
+  /// what a replay weighs against the baseline compute to call a run thrashing.
+  double recompute_seconds = 0;
 };
 
 /// What one step (begin_step .. end_step) did.
@@ -100,6 +103,15 @@ class Runtime {
   /// while the recipe of a live tensor still needs it.
   void free(TensorId id);
 
+  /// `id`'s data is about to be overwritten in place (an optimizer step on a parameter):
+  /// no recipe may read it any more. Every tracked tensor whose recipe reads `id`, directly
+  /// or through tensors the caller already freed (which could then not be recomputed either),
+  /// loses its recipe: a live one becomes a plain tensor that cannot be discarded (it may
+  /// still be offloaded), and if it was discarded it is recomputed first, from the data its
+  /// recipe reads now. Freed tensors no live recipe needs any more, `id` included when it
+  /// was freed, are then erased as free() would have.
+  void forget_recipes_reading(TensorId id);
+
   /// Evicts a resident, unpinned, evictable tensor now (a static plan's decision): discard
   /// needs a recipe; an offload without host memory discards instead. Returns the bytes
   /// freed, 0 when the tensor cannot be evicted (pinned, not resident, not evictable).
@@ -119,6 +131,9 @@ class Runtime {
   StepStats end_step();
 
   [[nodiscard]] Residency state(TensorId id) const;
+  /// Whether the runtime still has a record of the tensor (freed tensors keep theirs while
+  /// a live recipe needs them).
+  [[nodiscard]] bool tracks(TensorId id) const;
   [[nodiscard]] RuntimeCounters counters() const;
   [[nodiscard]] Stream compute_stream() const noexcept { return compute_; }
   /// Writes the trace file now (it is also written when the runtime is destroyed); a no-op

@@ -12,13 +12,14 @@
 #include "cli/compare_table.hpp"
 #include "cli/progress.hpp"
 #include "cli/report_files.hpp"
+#include "cli/staging.hpp"
+#include "cli/workload.hpp"
 #include "memento/backends.hpp"
 #include "memento/config.hpp"
+#include "memento/device_profile.hpp"
 #include "memento/pinned_host_pool.hpp"
 #include "memento/policy.hpp"
 #include "memento/runtime.hpp"
-#include "nn/models/gpt2.hpp"
-#include "nn/models/mlp.hpp"
 #include "nn/plan/plan.hpp"
 #include "nn/train.hpp"
 
@@ -85,37 +86,6 @@ std::vector<Budget> parse_budgets(const std::vector<std::string>& items) {
   return out;
 }
 
-struct ModelSpec {
-  bool mlp = false;
-  nn::Gpt2Config gpt;
-  nn::MlpConfig mlp_config;
-};
-
-ModelSpec parse_model(const CompareOptions& o) {
-  MEMENTO_EXPECTS(o.dtype == "fp32" || o.dtype == "bf16",
-                  fmt::format("--dtype=\"{}\" is not accepted; accepted: fp32, bf16", o.dtype),
-                  ConfigError);
-  const nn::DType dtype = o.dtype == "bf16" ? nn::DType::bf16 : nn::DType::f32;
-  MEMENTO_EXPECTS(o.batch >= 0 && o.seq >= 0, "--batch and --seq must be positive", ConfigError);
-  ModelSpec m;
-  if (o.model == "mlp") {
-    MEMENTO_EXPECTS(o.seq == 0, "--seq does not apply to the mlp model", ConfigError);
-    m.mlp = true;
-    m.mlp_config.dtype = dtype;
-    if (o.batch > 0) m.mlp_config.batch = o.batch;
-  } else {
-    m.gpt = nn::gpt2_preset(o.model);  // ConfigError listing the presets
-    m.gpt.dtype = dtype;
-    if (o.batch > 0) m.gpt.batch = o.batch;
-    if (o.seq > 0) m.gpt.seq = o.seq;
-  }
-  return m;
-}
-
-std::unique_ptr<nn::Model> build_model(const ModelSpec& m, nn::Tape& tape, std::uint64_t seed) {
-  return m.mlp ? nn::make_mlp(m.mlp_config, tape, seed) : nn::make_gpt2(m.gpt, tape, seed);
-}
-
 struct Setup {
   DeviceSpec device;
   ModelSpec model;
@@ -162,9 +132,19 @@ std::optional<std::size_t> oom_shortfall(const std::string& message) {
 
 // One run on a fresh backend, allocator, runtime, tape and model. budget 0: none (the
 // device's capacity). An OutOfMemory is the run's outcome, not an error.
+// The reference run (`facts` given) on sim models the same device without a memory limit,
+// so a model larger than the device still gets a baseline that never evicts; elsewhere the
+// device is what it is.
+std::unique_ptr<Backend> backend_for(const DeviceSpec& device, bool unbounded) {
+  if (!unbounded || device.kind != BackendKind::sim) return make_backend(device);
+  DeviceProfile p = find_device_profile(device.profile);
+  p.capacity = std::max(p.capacity, std::size_t{1} << 50);
+  return make_sim_backend(p);
+}
+
 RunResult run_one(const Setup& setup, const Strategy& strategy, std::size_t budget,
                   const std::string& trace_path, RunFacts* facts = nullptr) {
-  auto backend = make_backend(setup.device);
+  auto backend = backend_for(setup.device, facts != nullptr);
   CachingAllocator alloc(*backend, AllocatorOptions{budget});
   PinnedHostPool pool(*backend, setup.host_budget);
   RuntimeOptions ropt;
@@ -180,12 +160,14 @@ RunResult run_one(const Setup& setup, const Strategy& strategy, std::size_t budg
   try {
     std::unique_ptr<nn::Model> model = build_model(setup.model, tape, setup.seed);
     if (facts)
-      *facts = {backend->info().name, backend->info().capacity, backend->info().kind,
+      *facts = {backend->info().name, device_capacity(setup.device), backend->info().kind,
                 model->parameter_count()};
-    plan = nn::make_plan(strategy.plan, model->chain_shape(), static_cast<double>(budget));
+    nn::ChainShape shape = model->chain_shape();
+    shape.fixed_bytes += trainer_bytes(setup.model, model->parameter_count());
+    plan = nn::make_plan(strategy.plan, shape, static_cast<double>(budget));
     r.plan_description = plan->describe();
     tape.set_plan(plan.get());
-    nn::Trainer trainer(tape, *model, {.lr = setup.lr});
+    nn::Trainer trainer(tape, *model, {.lr = setup.lr, .placement = setup.model.optimizer});
     for (int i = 0; i < setup.steps; ++i) steps.push_back(trainer.step());
     rt.flush_trace();
   } catch (const OutOfMemory& e) {
@@ -217,49 +199,6 @@ RunResult run_one(const Setup& setup, const Strategy& strategy, std::size_t budg
   }
   return r;
 }
-
-// The output directory's files are staged in a hidden directory inside it and moved in at
-// the end, results.json last; an error leaves none of them behind.
-class Staging {
- public:
-  explicit Staging(const std::string& out) : out_(out) {
-    if (fs::exists(out_))
-      MEMENTO_EXPECTS(fs::is_directory(out_),
-                      fmt::format("--out=\"{}\" exists and is not a directory", out_.string()),
-                      ConfigError);
-    std::error_code ec;
-    fs::create_directories(out_, ec);
-    MEMENTO_EXPECTS(!ec,
-                    fmt::format("--out=\"{}\": cannot create it: {}", out_.string(), ec.message()),
-                    ConfigError);
-    // A results.json from an earlier sweep would claim this one's success if it fails.
-    fs::remove(out_ / "results.json", ec);
-    dir_ = out_ / fmt::format(".memento-compare-{}", ::getpid());
-    fs::remove_all(dir_, ec);
-    fs::create_directory(dir_, ec);
-    MEMENTO_EXPECTS(!ec, fmt::format("cannot create {}: {}", dir_.string(), ec.message()), Error);
-  }
-  ~Staging() {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-  Staging(const Staging&) = delete;
-  Staging& operator=(const Staging&) = delete;
-
-  [[nodiscard]] std::string dir() const { return dir_.string(); }
-
-  void commit() {
-    std::vector<fs::path> files;
-    for (const auto& entry : fs::directory_iterator(dir_))
-      if (entry.path().filename() != "results.json") files.push_back(entry.path());
-    files.push_back(dir_ / "results.json");
-    for (const fs::path& f : files) fs::rename(f, out_ / f.filename());
-  }
-
- private:
-  fs::path out_;
-  fs::path dir_;
-};
 
 }  // namespace
 
@@ -301,11 +240,15 @@ std::vector<Strategy> parse_strategies(const std::vector<std::string>& items,
 CompareResult run_compare(const CompareOptions& o) {
   // Everything the user gave is checked before the first run.
   Setup setup;
-  setup.model = parse_model(o);
   setup.device = parse_device(o.device, "--device");
   const std::string policy = parse_policy(o.policy, "--policy");
   const std::vector<Strategy> strategies = parse_strategies(o.strategies, policy);
   const std::vector<Budget> budgets = parse_budgets(o.budgets);
+  std::size_t smallest = 0;  // the smallest byte budget, else the device's capacity
+  for (const Budget& b : budgets)
+    if (b.bytes > 0 && (smallest == 0 || b.bytes < smallest)) smallest = b.bytes;
+  if (smallest == 0 && o.optimizer == "auto") smallest = device_capacity(setup.device);
+  setup.model = parse_model(o.model, o.batch, o.seq, o.dtype, o.optimizer, setup.device, smallest);
   MEMENTO_EXPECTS(o.steps >= 1, "--steps must be at least 1", ConfigError);
   setup.host_budget =
       o.host_budget ? parse_bytes(*o.host_budget, "--host-budget") : std::size_t{16} << 30;
@@ -345,22 +288,31 @@ CompareResult run_compare(const CompareOptions& o) {
                   fmt::format("{} does not fit {} even without a budget: {}", o.model,
                               facts.device_name.empty() ? o.device : facts.device_name, u.error),
                   ConfigError);
-  setup.persistent_bytes = facts.parameters * ((o.dtype == "bf16" ? 2 : 4) + 12);
+  setup.persistent_bytes = persistent_bytes(setup.model, facts.parameters);
+  const std::string dtype = setup.model.dtype() == nn::DType::bf16 ? "bf16" : "fp32";
+  const bool host_optimizer = setup.model.optimizer == nn::OptimizerPlacement::host;
   u.budget_fraction = 1;
   u.slowdown = 1;
   u.overhead = 0;
 
+  // Every budget is checked before the first budgeted run.
+  std::vector<std::size_t> budget_bytes;
+  for (const Budget& b : budgets) {
+    const std::size_t bytes =
+        b.fraction > 0 ? static_cast<std::size_t>(b.fraction * static_cast<double>(u.peak_bytes))
+                       : b.bytes;
+    MEMENTO_EXPECTS(bytes <= facts.capacity,
+                    fmt::format("--budget=\"{}\" ({}{}) exceeds the capacity of {} ({})", b.text,
+                                format_bytes(bytes), b.fraction > 0 ? " of the unlimited peak" : "",
+                                facts.device_name, format_bytes(facts.capacity)),
+                    ConfigError);
+    MEMENTO_EXPECTS(bytes > 0, fmt::format("--budget=\"{}\" is 0 bytes", b.text), ConfigError);
+    budget_bytes.push_back(bytes);
+  }
   for (const Strategy& s : strategies) {
-    for (const Budget& b : budgets) {
-      const std::size_t bytes =
-          b.fraction > 0 ? static_cast<std::size_t>(b.fraction * static_cast<double>(u.peak_bytes))
-                         : b.bytes;
-      MEMENTO_EXPECTS(
-          bytes <= facts.capacity,
-          fmt::format("--budget=\"{}\" ({}) exceeds the capacity of {} ({})", b.text,
-                      format_bytes(bytes), facts.device_name, format_bytes(facts.capacity)),
-          ConfigError);
-      MEMENTO_EXPECTS(bytes > 0, fmt::format("--budget=\"{}\" is 0 bytes", b.text), ConfigError);
+    for (std::size_t bi = 0; bi < budgets.size(); ++bi) {
+      const Budget& b = budgets[bi];
+      const std::size_t bytes = budget_bytes[bi];
       const std::string name = fmt::format("{} @ {}", s.name, b.text);
       begin(name);
       RunResult r = run_one(setup, s, bytes, trace_path(s.name + "-" + b.text));
@@ -389,11 +341,11 @@ CompareResult run_compare(const CompareOptions& o) {
     a["vocab"] = g.vocab, a["batch"] = g.batch;
   }
   a["parameters"] = facts.parameters;
-  a["dtype"] = o.dtype;
+  a["dtype"] = dtype;
   a["device"] = facts.device_name;
   a["device_capacity_bytes"] = facts.capacity;
   a["clock"] = sim ? "virtual (the sim backend's model)" : "wall";
-  a["optimizer_state"] = "device";
+  a["optimizer_state"] = host_optimizer ? "host" : "device";
   a["steps"] = o.steps;
   a["policy_for_planners"] = policy;
   a["host_budget_bytes"] = setup.host_budget;
@@ -409,15 +361,15 @@ CompareResult run_compare(const CompareOptions& o) {
                     : fmt::format("{}: {} layers, {} heads, width {}, seq {}, vocab {}, batch {}",
                                   o.model, g.layers, g.heads, g.channels, g.seq, g.vocab, g.batch)},
       {"parameters", fmt::format("{:.2f}M", static_cast<double>(facts.parameters) / 1e6)},
-      {"dtype", o.dtype},
+      {"dtype", dtype},
       {"device",
        fmt::format("{} (capacity {}; {})", facts.device_name, format_bytes(facts.capacity),
                    sim ? "times are the simulator's prediction, no data is computed"
                        : "times are wall clock")},
-      {"optimizer", fmt::format("AdamW; its state (m, v in fp32) and the gradients live on the "
-                                "device, inside the budget (with the parameters: {}, never "
-                                "evicted)",
-                                format_bytes(setup.persistent_bytes))},
+      {"optimizer",
+       describe_optimizer(setup.model, facts.parameters) +
+           (setup.model.optimizer_reason.empty() ? std::string()
+                                                 : "; " + setup.model.optimizer_reason)},
       {"host memory",
        fmt::format("{} of pinned memory for offloads", format_bytes(setup.host_budget))},
       {"steps", fmt::format("{} per run, same seed and data; step time: median of the steps after "
@@ -428,9 +380,18 @@ CompareResult run_compare(const CompareOptions& o) {
                                  policy)},
       {"budgets",
        join(budget_texts) + " (a percentage is of the unlimited peak, not of the device)"},
-      {"unlimited", fmt::format("peak {} reserved, step {} (no budget, plan none, policy lru{})",
-                                format_bytes(u.peak_bytes), format_seconds(*u.step_time_s),
-                                u.loss ? fmt::format(", loss {:.6f}", *u.loss) : "")}};
+      {"unlimited",
+       fmt::format("peak {} reserved, step {} (no budget, plan none, policy lru{}){}",
+                   format_bytes(u.peak_bytes), format_seconds(*u.step_time_s),
+                   u.loss ? fmt::format(", loss {:.6f}", *u.loss) : "",
+                   u.evictions > 0
+                       ? fmt::format("; WARNING: it evicted {} times, the device is too small "
+                                     "for a true reference, so overheads are understated",
+                                     u.evictions)
+                   : sim && u.peak_bytes > facts.capacity
+                       ? "; more than the device holds: the sim runs the reference on the same "
+                         "device without a memory limit"
+                       : "")}};
 
   if (o.print) print_compare_report(result);
   const bool any_fits = std::any_of(result.runs.begin(), result.runs.end(),
@@ -441,11 +402,13 @@ CompareResult run_compare(const CompareOptions& o) {
     MEMENTO_FAIL(
         NothingFits,
         fmt::format("no strategy fits any budget: every run ran out of memory, even at the "
-                    "largest budget of {} ({:.0f}% of the unlimited peak of {}; the parameters, "
-                    "gradients and AdamW state alone take {}); give a larger --budget",
+                    "largest budget of {} ({:.0f}% of the unlimited peak of {}; what is never "
+                    "evicted (the parameters{}) takes {}); give a larger --budget",
                     format_bytes(largest),
                     100.0 * static_cast<double>(largest) / static_cast<double>(u.peak_bytes),
-                    format_bytes(u.peak_bytes), format_bytes(setup.persistent_bytes)));
+                    format_bytes(u.peak_bytes),
+                    host_optimizer ? "" : ", their gradients and AdamW's state",
+                    format_bytes(setup.persistent_bytes)));
   }
   if (staging) {
     write_report(result, staging->dir());

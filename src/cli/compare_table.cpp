@@ -25,7 +25,8 @@ std::string format_flops(double f) {
   return fmt::format("{:.3g} {}FLOP", f, kUnits[i]);
 }
 
-// Columns in `left` are left-aligned (text), the others right-aligned (numbers).
+}  // namespace
+
 void print_table(const std::vector<std::vector<std::string>>& rows,
                  const std::vector<std::size_t>& left) {
   std::vector<std::size_t> width(rows.front().size(), 0);
@@ -42,8 +43,6 @@ void print_table(const std::vector<std::vector<std::string>>& rows,
     fmt::print("{}\n", line);
   }
 }
-
-}  // namespace
 
 std::string format_seconds(double s) {
   if (s == 0) return "0";

@@ -7,6 +7,7 @@
 #include "cli/compare.hpp"
 #include "cli/demo.hpp"
 #include "cli/plan.hpp"
+#include "cli/replay.hpp"
 #include "cli/train.hpp"
 #include "memento/config.hpp"
 #include "memento/error.hpp"
@@ -53,6 +54,11 @@ int main(int argc, char** argv) {
   train_cmd->add_option("--seed", train.seed, "seed of the weights and the data");
   train_cmd->add_flag("--summary", train.summary,
                       "end with one line: peak_reserved=BYTES step_seconds=S loss=L");
+  train_cmd->add_option("--record-trace", train.record_trace,
+                        "write the first step as an operator log (JSON Lines) to this file");
+  train_cmd->add_option("--record-profile", train.record_profile,
+                        "device profile of the log's roofline TIMEs (default: the sim's own, "
+                        "else a100-40gb)");
 
   cli::CompareOptions compare;
   auto* compare_cmd = app.add_subcommand(
@@ -65,7 +71,15 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 65536));
   compare_cmd->add_option("--seq", compare.seq, "sequence length (default: the preset's)")
       ->check(CLI::Range(1, 1 << 20));
-  compare_cmd->add_option("--dtype", compare.dtype, "fp32 or bf16 (bf16: cuda and sim)");
+  compare_cmd->add_option(
+      "--dtype", compare.dtype,
+      "fp32, bf16 or auto (default: fp32, or bf16 on sim and cuda when auto moves AdamW to "
+      "the host)");
+  compare_cmd->add_option(
+      "--optimizer", compare.optimizer,
+      "where AdamW's state and step live: device, host (ZeRO-Offload style: fp32 master "
+      "weights, m, v and the update on the CPU, gradients streamed off the device) or auto "
+      "(default: host when device-side training cannot fit the smallest budget)");
   compare_cmd->add_option("--device", compare.device, "host[:CAPACITY], sim:PROFILE or cuda[:N]");
   compare_cmd
       ->add_option("--budget", compare.budgets,
@@ -101,11 +115,22 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 65536));
   plan_cmd->add_option("--seq", plan.seq, "sequence length (default: the preset's)")
       ->check(CLI::Range(1, 1 << 20));
-  plan_cmd->add_option("--dtype", plan.dtype, "fp32 or bf16 (bf16: cuda and sim)");
+  plan_cmd->add_option(
+      "--dtype", plan.dtype,
+      "fp32, bf16 or auto (default: fp32, or bf16 on sim and cuda when auto moves AdamW to "
+      "the host)");
+  plan_cmd->add_option(
+      "--optimizer", plan.optimizer,
+      "where AdamW's state and step live: device, host (ZeRO-Offload style: fp32 master "
+      "weights, m, v and the update on the CPU, gradients streamed off the device) or auto "
+      "(default: host when device-side training cannot fit the smallest budget)");
   plan_cmd->add_option("--device", plan.device, "sim:PROFILE (a prediction), host or cuda[:N]");
   plan_cmd->add_option("--budget", plan.budget,
                        "one budget: bytes (8GiB) or a percentage of the unlimited peak");
   plan_cmd->add_option("--steps", plan.steps, "training steps per run")->check(CLI::Range(2, 100));
+
+  cli::ReplayCliOptions replay;
+  CLI::App* replay_cmd = cli::add_replay_command(app, replay);
 
   CLI11_PARSE(app, argc, argv);
   try {
@@ -131,6 +156,7 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (*plan_cmd) return cli::run_plan(plan);
+    if (*replay_cmd) return cli::run_replay_command(replay);
     if (*demo_cmd) {
       if (config.device && demo_cmd->count("--device") == 0)
         demo.device = config.device->to_string();

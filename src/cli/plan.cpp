@@ -5,17 +5,26 @@
 #include <algorithm>
 
 #include "cli/compare.hpp"
+#include "cli/workload.hpp"
+#include "memento/backends.hpp"
 #include "memento/config.hpp"
 
 namespace memento::cli {
 namespace {
 
+// Every probe trains the same workload: auto's choices are made once, for the budget asked.
 CompareOptions base_options(const PlanOptions& o) {
   CompareOptions c;
   c.model = o.model;
   c.batch = o.batch;
   c.seq = o.seq;
-  c.dtype = o.dtype;
+  const DeviceSpec device = parse_device(o.device, "--device");
+  std::size_t budget = 0;
+  if (!o.budget.empty() && o.budget.back() != '%') budget = parse_bytes(o.budget, "--budget");
+  if (budget == 0) budget = device_capacity(device);
+  const ModelSpec m = parse_model(o.model, o.batch, o.seq, o.dtype, o.optimizer, device, budget);
+  c.dtype = m.dtype() == nn::DType::bf16 ? "bf16" : "fp32";
+  c.optimizer = m.optimizer == nn::OptimizerPlacement::host ? "host" : "device";
   c.device = o.device;
   c.steps = o.steps;
   c.seed = o.seed;

@@ -17,18 +17,6 @@ namespace {
 
 using Json = nlohmann::ordered_json;
 
-template <typename T>
-Json or_null(const std::optional<T>& v) {
-  return v ? Json(*v) : Json(nullptr);
-}
-
-void write_file(const std::string& path, const std::string& text) {
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  f << text;
-  f.close();
-  MEMENTO_EXPECTS(!f.fail(), fmt::format("cannot write {}", path), Error);
-}
-
 std::string csv_field(const Json& v) {
   if (v.is_null()) return "";
   if (v.is_string()) {
@@ -101,6 +89,25 @@ SvgChart overhead_chart(const CompareResult& result) {
 }
 
 }  // namespace
+
+void write_file(const std::string& path, const std::string& text) {
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  f << text;
+  f.close();
+  MEMENTO_EXPECTS(!f.fail(), fmt::format("cannot write {}", path), Error);
+}
+
+std::string csv_table(const std::vector<Json>& rows, const std::vector<std::string>& fields) {
+  std::string out;
+  for (const std::string& f : fields) out += (out.empty() ? "" : ",") + f;
+  out += '\n';
+  for (const Json& j : rows) {
+    std::string line;
+    for (const std::string& f : fields) line += (line.empty() ? "" : ",") + csv_field(j.at(f));
+    out += line + '\n';
+  }
+  return out;
+}
 
 std::string file_slug(const std::string& name) {
   std::string out;
@@ -221,16 +228,9 @@ std::string results_csv(const CompareResult& result) {
                                                 "evictions",
                                                 "recomputes",
                                                 "miss_bytes"};
-  std::string out;
-  for (const std::string& f : kFields) out += (out.empty() ? "" : ",") + f;
-  out += '\n';
-  for (const RunResult& r : result.runs) {
-    const Json j = run_json(r);
-    std::string line;
-    for (const std::string& f : kFields) line += (line.empty() ? "" : ",") + csv_field(j.at(f));
-    out += line + '\n';
-  }
-  return out;
+  std::vector<Json> rows;
+  for (const RunResult& r : result.runs) rows.push_back(run_json(r));
+  return csv_table(rows, kFields);
 }
 
 void write_report(const CompareResult& result, const std::string& dir) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,20 @@ struct MemorySample {
 /// the runtime wrote, the last one repeated at the end of the step. Empty when the trace has
 /// no completed step or no sample in it. memento::Error when the file cannot be read or parsed.
 [[nodiscard]] std::vector<MemorySample> read_last_step_memory(const std::string& trace_path);
+
+/// `v`'s value as JSON, or null when it is unset.
+template <typename T>
+[[nodiscard]] nlohmann::ordered_json or_null(const std::optional<T>& v) {
+  return v ? nlohmann::ordered_json(*v) : nlohmann::ordered_json(nullptr);
+}
+
+/// Writes `text` to `path` (replacing it); memento::Error when it cannot be written.
+void write_file(const std::string& path, const std::string& text);
+
+/// CSV of JSON objects: a header line of `fields`, then each row's values of those fields
+/// (null: empty; strings quoted when they need it; numbers as JSON writes them).
+[[nodiscard]] std::string csv_table(const std::vector<nlohmann::ordered_json>& rows,
+                                    const std::vector<std::string>& fields);
 
 [[nodiscard]] nlohmann::ordered_json run_json(const RunResult& run);
 [[nodiscard]] nlohmann::ordered_json results_json(const CompareResult& result);

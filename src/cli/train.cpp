@@ -4,18 +4,45 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
+#include <optional>
+#include <system_error>
 #include <vector>
 
 #include "memento/backends.hpp"
 #include "memento/config.hpp"
+#include "memento/device_profile.hpp"
 #include "memento/error.hpp"
 #include "memento/pinned_host_pool.hpp"
 #include "memento/runtime.hpp"
 #include "nn/models/gpt2.hpp"
 #include "nn/models/mlp.hpp"
+#include "nn/trace_recorder.hpp"
 #include "nn/train.hpp"
 
 namespace memento::cli {
+namespace {
+
+// The recorder of --record-trace: TIMEs on --record-profile, else the sim's own profile,
+// else a100-40gb (host and cuda: the roofline of a reference GPU, not a measurement).
+std::optional<nn::TraceRecorder> make_recorder(const TrainOptions& o, const DeviceSpec& spec) {
+  if (!o.record_trace) return std::nullopt;
+  const std::string profile = o.record_profile                ? *o.record_profile
+                              : spec.kind == BackendKind::sim ? spec.profile
+                                                              : std::string("a100-40gb");
+  const std::filesystem::path file(*o.record_trace);
+  if (file.has_parent_path()) {
+    std::error_code ec;
+    std::filesystem::create_directories(file.parent_path(), ec);
+    MEMENTO_EXPECTS(!ec,
+                    fmt::format("--record-trace=\"{}\": cannot create the directory \"{}\": {}",
+                                *o.record_trace, file.parent_path().string(), ec.message()),
+                    ConfigError);
+  }
+  return nn::TraceRecorder(find_device_profile(profile));
+}
+
+}  // namespace
 
 int run_train(const TrainOptions& o) {
   DeviceSpec spec = parse_device(o.device, "--device");
@@ -53,11 +80,17 @@ int run_train(const TrainOptions& o) {
   fmt::print("{:>5} {:>8} {:>12} {:>12} {:>9} {:>9} {:>10} {:>10}\n", "step", "loss", "peak alloc",
              "peak rsrvd", "evicted", "recomp", "step s", "wall s");
   nn::Trainer trainer(tape, *model, {.lr = o.lr});
+  std::optional<nn::TraceRecorder> recorder = make_recorder(o, spec);
   std::vector<double> seconds;
   std::size_t peak = 0;
   double loss = 0;
   for (int i = 0; i < o.steps; ++i) {
+    if (recorder && i == 0) tape.set_recorder(&*recorder);
     nn::StepReport r = trainer.step();
+    if (recorder && i == 0) {
+      tape.set_recorder(nullptr);
+      recorder->write(*o.record_trace);
+    }
     if (i > 0 || o.steps == 1) seconds.push_back(r.stats.seconds);
     peak = std::max(peak, r.stats.peak_reserved);
     loss = r.loss;
@@ -66,6 +99,13 @@ int run_train(const TrainOptions& o) {
                std::isnan(r.loss) ? std::string("-") : fmt::format("{:.4f}", r.loss),
                format_bytes(r.stats.peak_allocated), format_bytes(r.stats.peak_reserved),
                c.discards + c.offloads, c.recomputes, r.stats.seconds, r.wall_seconds);
+    if (recorder && i == 0) {
+      fmt::print(
+          "recorded step 0 to {}: {} operator-log lines, peak {}, {:.3f} ms of kernels{}\n",
+          *o.record_trace, recorder->lines(), format_bytes(recorder->peak_bytes()),
+          static_cast<double>(recorder->total_nanoseconds()) / 1e6,
+          c.discards + c.offloads > 0 ? " (the log is the program: it has no evictions)" : "");
+    }
     std::fflush(stdout);
   }
   if (backend->info().kind == BackendKind::sim)

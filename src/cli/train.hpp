@@ -21,6 +21,11 @@ struct TrainOptions {
   float lr = 3e-3f;
   std::uint64_t seed = 1234;
   bool summary = false;  // end with one machine-readable line
+  /// Write the first step as an operator log (JSON Lines, the format `memento replay`
+  /// reads) to this file; its TIMEs are roofline times on `record_profile` (default: the
+  /// sim backend's own profile, else a100-40gb).
+  std::optional<std::string> record_trace;
+  std::optional<std::string> record_profile;
 };
 
 int run_train(const TrainOptions& options);

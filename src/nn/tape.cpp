@@ -2,7 +2,13 @@
 
 #include <fmt/format.h>
 
+#include <array>
+#include <climits>
+#include <unordered_set>
+#include <utility>
+
 #include "memento/error.hpp"
+#include "nn/trace_recorder.hpp"
 
 namespace memento::nn {
 
@@ -10,6 +16,7 @@ Tape::Tape(Runtime& rt, CachingAllocator& allocator, Backend& backend)
     : rt_(rt), allocator_(allocator), backend_(backend) {}
 
 Tape::~Tape() {
+  recorder_ = nullptr;  // teardown is not part of any step
   try {
     clear();
     backend_.synchronize(rt_.compute_stream());
@@ -27,6 +34,7 @@ TensorId Tape::parameter(std::size_t bytes, std::size_t grad_bytes) {
   params_.push_back(id);
   param_grads_[id] = Grad{nullptr, grad_bytes};
   requires_grad_[id] = true;
+  if (recorder_ != nullptr) recorder_->constant(TraceRef::of(id), bytes);
   return id;
 }
 
@@ -34,6 +42,7 @@ TensorId Tape::input(std::size_t bytes) {
   TensorId id = rt_.constant(bytes);
   bytes_[id] = bytes;
   inputs_.push_back(id);
+  if (recorder_ != nullptr) recorder_->constant(TraceRef::of(id), bytes);
   return id;
 }
 
@@ -67,6 +76,7 @@ TensorId Tape::apply(const OpPtr& op, const std::vector<TensorId>& inputs, std::
   live_[out] = true;
   if (tag.block >= 0) tags_[out] = tag;
   nodes_.push_back(Node{op, inputs, out, bytes, rng});
+  if (recorder_ != nullptr) record_forward(nodes_.back());
   return out;
 }
 
@@ -74,8 +84,7 @@ void Tape::release(TensorId id) {
   if (!live_.count(id)) return;  // a parameter, an input, or freed already
   released_[id] = true;
   if (readers_[id] == 0) {
-    rt_.free(id);
-    live_.erase(id);
+    free_tensor(id);
     return;
   }
   // Saved for the backward: the plan says whether it stays until then.
@@ -96,15 +105,21 @@ void Tape::release(TensorId id) {
 void Tape::drop_reader(TensorId id) {
   auto it = readers_.find(id);
   if (it == readers_.end() || it->second == 0) return;
-  if (--it->second == 0 && released_[id] && live_.count(id)) {
-    rt_.free(id);
-    live_.erase(id);
-  }
+  if (--it->second == 0 && released_[id] && live_.count(id)) free_tensor(id);
+}
+
+void Tape::free_tensor(TensorId id) {
+  rt_.free(id);
+  live_.erase(id);
+  if (recorder_ != nullptr) recorder_->release(TraceRef::of(id));
 }
 
 void* Tape::zeroed_block(std::size_t bytes) {
   void* p = allocator_.allocate(bytes, rt_.compute_stream());
-  backend_.launch(rt_.compute_stream(), zero_kernel({p, bytes}));
+  Kernel zero = zero_kernel({p, bytes});
+  // Recorded as part of the backward call that accumulates into it.
+  if (recorder_ != nullptr) recorder_->charge(zero.cost);
+  backend_.launch(rt_.compute_stream(), std::move(zero));
   return p;
 }
 
@@ -118,15 +133,30 @@ void Tape::backward(TensorId loss, float scale) {
     CachingAllocator& a;
     std::unordered_map<TensorId, Grad>& g;
     std::vector<void*>& s;
+    TraceRecorder* rec;
     ~Cleanup() {
-      for (auto& [id, gr] : g) a.deallocate(gr.data);
-      for (void* p : s) a.deallocate(p);
+      for (auto& [id, gr] : g) free(gr.data);
+      for (void* p : s) free(p);
     }
-  } cleanup{allocator_, grads, scratch};
+    void free(void* p) {
+      a.deallocate(p);
+      try {
+        if (rec != nullptr) rec->release(TraceRef::of(p));
+      } catch (const std::exception&) {
+        // The log is broken by the error that brought us here anyway.
+      }
+    }
+  } cleanup{allocator_, grads, scratch, recorder_};
   const Stream s = rt_.compute_stream();
   const std::size_t loss_bytes = bytes_.at(loss);
   Grad seed{allocator_.allocate(loss_bytes, s), loss_bytes};
-  backend_.launch(s, fill_kernel({seed.data, seed.bytes}, scale));
+  Kernel fill = fill_kernel({seed.data, seed.bytes}, scale);
+  if (recorder_ != nullptr) {
+    recorder_->backward();
+    const TraceResult result{TraceRef::of(seed.data), loss_bytes, 'g'};
+    recorder_->call("fill", {}, {&result, 1}, fill.cost);
+  }
+  backend_.launch(s, std::move(fill));
   grads[loss] = seed;
   // The forward is over: what no backward reads goes now.
   std::vector<TensorId> unread;
@@ -134,39 +164,71 @@ void Tape::backward(TensorId loss, float scale) {
     released_[id] = true;
     if (readers_[id] == 0 && id != loss) unread.push_back(id);
   }
-  for (TensorId id : unread) {
-    rt_.free(id);
-    live_.erase(id);
-  }
+  for (TensorId id : unread) free_tensor(id);
 
+  // With a grad-ready hook: the node (by forward index) after whose backward each
+  // parameter's gradient is complete, the first in forward order that feeds it.
+  std::vector<std::vector<TensorId>> completes(grad_ready_ ? nodes_.size() : 0);
+  if (grad_ready_) {
+    std::unordered_set<TensorId> seen;
+    for (std::size_t k = 0; k < nodes_.size(); ++k) {
+      const std::vector<bool> mask = nodes_[k].op->grad_inputs();
+      for (std::size_t i = 0; i < nodes_[k].inputs.size(); ++i) {
+        const TensorId id = nodes_[k].inputs[i];
+        if (mask[i] && param_grads_.count(id) && seen.insert(id).second) completes[k].push_back(id);
+      }
+    }
+  }
+  const auto hand_over = [&](std::size_t k) {
+    if (!grad_ready_) return;
+    for (TensorId id : completes[k]) {
+      Grad& pg = param_grads_.at(id);
+      if (pg.data == nullptr) continue;  // no gradient reached it
+      void* data = std::exchange(pg.data, nullptr);
+      grad_ready_(id, data, pg.bytes);
+    }
+  };
+
+  int block = INT_MAX;  // the lowest block whose activations the backward has read
   for (auto node = nodes_.rbegin(); node != nodes_.rend(); ++node) {
     const NnOp& op = *node->op;
+    const auto k = static_cast<std::size_t>(nodes_.rend() - node - 1);
     auto reads = [&](auto&& fn) {
       for (std::size_t i = 0; i < node->inputs.size(); ++i)
         if (op.backward_reads_input(i)) fn(node->inputs[i]);
       if (op.backward_reads_output()) fn(node->output);
     };
+    if (plan_ != nullptr) {
+      std::vector<TensorId> read;
+      reads([&](TensorId id) { read.push_back(id); });
+      enter_block(read, block);
+    }
     auto g = grads.find(node->output);
     if (g == grads.end() || !requires_grad_.count(node->output)) {
       reads([&](TensorId id) { drop_reader(id); });
+      hand_over(k);
       continue;
     }
     // Gradient buffers first (allocating may evict), then pin what the backward reads.
     const std::vector<bool> mask = op.grad_inputs();
     std::vector<Storage> din(node->inputs.size());
+    std::vector<bool> fresh(node->inputs.size());  // a new buffer, not an accumulation
     scratch.clear();
     for (std::size_t i = 0; i < node->inputs.size(); ++i) {
       if (!mask[i]) continue;
       TensorId id = node->inputs[i];
       const std::size_t bytes = bytes_.at(id);
       if (auto p = param_grads_.find(id); p != param_grads_.end()) {
-        if (p->second.data == nullptr) p->second.data = zeroed_block(p->second.bytes);
+        fresh[i] = p->second.data == nullptr;
+        if (fresh[i]) p->second.data = zeroed_block(p->second.bytes);
         din[i] = {p->second.data, p->second.bytes};
       } else if (requires_grad_.count(id)) {
         auto& dg = grads[id];
-        if (dg.data == nullptr) dg = Grad{zeroed_block(bytes), bytes};
+        fresh[i] = dg.data == nullptr;
+        if (fresh[i]) dg = Grad{zeroed_block(bytes), bytes};
         din[i] = {dg.data, dg.bytes};
       } else {
+        fresh[i] = true;
         scratch.push_back(zeroed_block(bytes));
         din[i] = {scratch.back(), bytes};
       }
@@ -184,30 +246,35 @@ void Tape::backward(TensorId loss, float scale) {
         out = {rt_.use(node->output), node->bytes};
         pinned.push_back(node->output);
       }
-      backend_.launch(s,
-                      op.make_backward(in, out, {g->second.data, g->second.bytes}, din, node->rng));
+      Kernel bk = op.make_backward(in, out, {g->second.data, g->second.bytes}, din, node->rng);
+      if (recorder_ != nullptr) record_backward(*node, din, fresh, g->second.data, bk.cost);
+      backend_.launch(s, std::move(bk));
     } catch (...) {
       for (TensorId id : pinned) rt_.release(id);
       throw;
     }
     for (TensorId id : pinned) rt_.release(id);
-    allocator_.deallocate(g->second.data);  // stream-ordered: after the kernel read it
+    cleanup.free(g->second.data);  // stream-ordered: after the kernel read it
     grads.erase(g);
-    for (void* p : scratch) allocator_.deallocate(p);
+    for (void* p : scratch) cleanup.free(p);
     scratch.clear();
     reads([&](TensorId id) { drop_reader(id); });
+    hand_over(k);
   }
   // Gradients of leaves (inputs that needed none): the cleanup returns them.
-  if (live_.count(loss) && readers_[loss] == 0) {
-    rt_.free(loss);
-    live_.erase(loss);
-  }
+  if (live_.count(loss) && readers_[loss] == 0) free_tensor(loss);
 }
 
 void Tape::clear() {
-  for (auto& [id, alive] : live_) rt_.free(id);
+  for (auto& [id, alive] : live_) {
+    rt_.free(id);
+    if (recorder_ != nullptr) recorder_->release(TraceRef::of(id));
+  }
   live_.clear();
-  for (TensorId id : inputs_) rt_.free(id);
+  for (TensorId id : inputs_) {
+    rt_.free(id);
+    if (recorder_ != nullptr) recorder_->release(TraceRef::of(id));
+  }
   inputs_.clear();
   nodes_.clear();
   readers_.clear();
@@ -225,8 +292,15 @@ void* Tape::grad(TensorId param) const {
 }
 
 void Tape::zero_grads() {
-  for (auto& [id, g] : param_grads_)
-    if (g.data != nullptr) backend_.launch(rt_.compute_stream(), zero_kernel({g.data, g.bytes}));
+  for (auto& [id, g] : param_grads_) {
+    if (g.data == nullptr) continue;
+    Kernel zero = zero_kernel({g.data, g.bytes});
+    if (recorder_ != nullptr) {
+      const TraceRef ref = TraceRef::of(g.data);
+      recorder_->mutate("zero", {&ref, 1}, std::array<std::size_t, 1>{0}, zero.cost);
+    }
+    backend_.launch(rt_.compute_stream(), std::move(zero));
+  }
 }
 
 }  // namespace memento::nn

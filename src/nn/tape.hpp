@@ -6,7 +6,12 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
+#include <initializer_list>
 #include <memory>
+#include <optional>
+#include <span>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -16,6 +21,8 @@
 #include "nn/plan/plan.hpp"
 
 namespace memento::nn {
+
+class TraceRecorder;
 
 class Tape {
  public:
@@ -52,7 +59,16 @@ class Tape {
   /// Frees every activation and input of the step; parameters stay.
   void clear();
 
-  /// The gradient buffer of a parameter (nullptr before the first backward).
+  /// Called during backward() as soon as a parameter's gradient is complete (its last
+  /// contribution launched on the compute stream), with the block, which the hook now owns
+  /// and must deallocate (stream-ordered): the tape forgets it, so the next backward makes
+  /// a fresh one. For optimizers that stream gradients off the device (ZeRO-Offload).
+  using GradReadyHook = std::function<void(TensorId param, void* grad, std::size_t bytes)>;
+  /// LogicError while recording (the operator log cannot show gradients leaving).
+  void set_grad_ready_hook(GradReadyHook hook);
+
+  /// The gradient buffer of a parameter (nullptr before the first backward, and after a
+  /// grad-ready hook took it).
   [[nodiscard]] void* grad(TensorId param) const;
   void zero_grads();
   [[nodiscard]] const std::vector<TensorId>& parameters() const noexcept { return params_; }
@@ -61,6 +77,21 @@ class Tape {
   [[nodiscard]] Runtime& runtime() noexcept { return rt_; }
   [[nodiscard]] Backend& backend() noexcept { return backend_; }
   [[nodiscard]] CachingAllocator& allocator() noexcept { return allocator_; }
+
+  /// Reports what the tape does to `recorder` (an operator log, see trace_recorder.hpp)
+  /// until set_recorder(nullptr); null (the default) records nothing and costs nothing.
+  /// Set it between steps: it emits START and the parameters (and their gradient buffers,
+  /// once made) as constants. Not owned.
+  void set_recorder(TraceRecorder* recorder);
+  [[nodiscard]] TraceRecorder* recorder() const noexcept { return recorder_; }
+  /// For the optimizer; no-ops without a recorder. Device state `s` was just made and
+  /// initialised by a kernel of cost `init` (none: zeroed by zero_kernel) that read `from`.
+  void record_state(std::string_view name, Storage s, std::optional<KernelCost> init = {},
+                    TensorId from = 0);
+  /// An in-place update of `param` by a kernel of `cost` that read its gradient and updated
+  /// the device `state` blocks too (null entries: none).
+  void record_update(std::string_view name, TensorId param,
+                     std::initializer_list<const void*> state, const KernelCost& cost);
 
  private:
   struct Node {
@@ -75,7 +106,17 @@ class Tape {
     std::size_t bytes = 0;
   };
   void* zeroed_block(std::size_t bytes);
+  /// The plan's backward hook: before a node that reads activations of a block below
+  /// `current`, tells the plan the backward reached that block (tape_blocks.cpp).
+  void enter_block(const std::vector<TensorId>& reads, int& current);
   void drop_reader(TensorId id);
+  /// Frees a live activation or an input: the runtime's memory and, recording, the log's.
+  void free_tensor(TensorId id);
+  void record_forward(const Node& node);
+  /// Records a node's backward kernel: a call making the `fresh` gradients, a mutation of
+  /// the others (accumulated into).
+  void record_backward(const Node& node, std::span<const Storage> din,
+                       const std::vector<bool>& fresh, const void* dout, const KernelCost& cost);
 
   Runtime& rt_;
   CachingAllocator& allocator_;
@@ -91,6 +132,8 @@ class Tape {
   std::unordered_map<TensorId, std::size_t> bytes_;   // every tensor the tape made
   std::unordered_map<TensorId, TensorTag> tags_;
   const Plan* plan_ = nullptr;
+  GradReadyHook grad_ready_;
+  TraceRecorder* recorder_ = nullptr;
 };
 
 }  // namespace memento::nn

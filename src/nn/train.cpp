@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "memento/error.hpp"
+#include "nn/host_adamw.hpp"
 #include "nn/kernels/cpu/kernels_cpu.hpp"
 
 #if MEMENTO_HAS_CUDA
@@ -14,9 +15,17 @@
 namespace memento::nn {
 
 Trainer::Trainer(Tape& tape, Model& model, AdamWOptions options)
-    : tape_(tape), model_(model), options_(options) {}
+    : tape_(tape), model_(model), options_(options) {
+  if (options_.placement == OptimizerPlacement::host) {
+    host_ = std::make_unique<HostAdamW>(tape_, options_);
+    tape_.set_grad_ready_hook([h = host_.get()](TensorId param, void* grad, std::size_t bytes) {
+      h->take(param, grad, bytes);
+    });
+  }
+}
 
 Trainer::~Trainer() {
+  tape_.set_grad_ready_hook(nullptr);
   try {
     tape_.backend().synchronize(tape_.runtime().compute_stream());
     for (State& s : state_) {
@@ -36,6 +45,7 @@ StepReport Trainer::step(bool update) {
   rt.begin_step();
   try {
     tape_.zero_grads();
+    if (host_) host_->begin_step();
     TensorId losses = model_.forward(tape_, step_);
     const std::size_t n = model_.loss_count();
     r.loss = std::numeric_limits<double>::quiet_NaN();
@@ -47,7 +57,11 @@ StepReport Trainer::step(bool update) {
       r.loss = sum / static_cast<double>(n);
     }
     tape_.backward(losses, 1.0f / static_cast<float>(n));
-    if (update) adamw();
+    if (update && host_) {
+      host_->update(static_cast<int>(step_) + 1);
+    } else if (update) {
+      adamw();
+    }
     tape_.clear();
   } catch (...) {
     tape_.clear();
@@ -77,6 +91,8 @@ void Trainer::adamw() {
       st.v = tape_.allocator().allocate(st.bytes, s);
       tape_.backend().launch(s, zero_kernel({st.m, st.bytes}));
       tape_.backend().launch(s, zero_kernel({st.v, st.bytes}));
+      tape_.record_state("adamw state", {st.m, st.bytes});  // no-ops unless recording
+      tape_.record_state("adamw state", {st.v, st.bytes});
     }
     const std::size_t n = st.bytes / sizeof(float);
     const bool bf16 = tape_.bytes(params[i]) == n * dtype_bytes(DType::bf16) && n > 0;
@@ -99,6 +115,7 @@ void Trainer::adamw() {
         cuda::bf16_to_f32(static_cast<float*>(master), static_cast<const cuda::bf16*>(p), n,
                           stream);
       };
+      tape_.record_state("adamw master init", {st.master, st.bytes}, init.cost, params[i]);
       tape_.backend().launch(s, std::move(init));
     }
 #endif
@@ -134,6 +151,7 @@ void Trainer::adamw() {
       }
     };
 #endif
+    tape_.record_update("adamw", params[i], {st.m, st.v, st.master}, k.cost);
     tape_.backend().launch(s, std::move(k));
     tape_.runtime().release(params[i]);
   }

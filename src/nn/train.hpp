@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "memento/runtime.hpp"
@@ -11,13 +12,25 @@
 
 namespace memento::nn {
 
+/// Where AdamW keeps its state and runs its step.
+enum class OptimizerPlacement {
+  device,  ///< m, v (and bf16's fp32 master weights) and the gradients on the device
+  host,    ///< ZeRO-Offload style: see HostAdamW
+};
+
 struct AdamWOptions {
   float lr = 1e-3f;
   float beta1 = 0.9f;
   float beta2 = 0.95f;
   float eps = 1e-8f;
   float weight_decay = 0.0f;
+  OptimizerPlacement placement = OptimizerPlacement::device;
+  /// Host placement on sim: the CPU step is modelled as its memory traffic (about 30 bytes
+  /// per parameter) at this rate, bytes/s. Real backends measure it.
+  double host_update_bandwidth = 40e9;
 };
+
+class HostAdamW;
 
 struct StepReport {
   double loss = 0;  ///< mean loss of the step (NaN on sim, which computes nothing)
@@ -32,8 +45,9 @@ class Trainer {
   Trainer(const Trainer&) = delete;
   Trainer& operator=(const Trainer&) = delete;
 
-  /// One step: forward, backward, AdamW update. With `update` false the gradients are left
-  /// in the tape for inspection and the parameters are not changed.
+  /// One step: forward, backward, AdamW update. With `update` false the parameters are not
+  /// changed and the gradients are left in the tape for inspection (device placement only:
+  /// host placement streams them off the device during the backward).
   StepReport step(bool update = true);
   [[nodiscard]] std::uint64_t steps_done() const noexcept { return step_; }
 
@@ -50,7 +64,8 @@ class Trainer {
     void* master = nullptr;  // fp32 master weights of a bf16 parameter (cuda backend only)
     std::size_t bytes = 0;
   };
-  std::vector<State> state_;  // by parameter index, made at the first update
+  std::vector<State> state_;         // by parameter index, made at the first update
+  std::unique_ptr<HostAdamW> host_;  // host placement
 };
 
 }  // namespace memento::nn

@@ -229,6 +229,7 @@ void Runtime::recompute(TensorId id) {
   registry_->move(id, Residency::resident);  // stream order: later work sees the result
   ++counters_.recomputes;
   counters_.recompute_flops += run.cost.flops;
+  counters_.recompute_seconds += modelled_seconds(run.cost);
   if (trace_) trace_span("recompute", recipe.op->name(), start, id, t.desc.bytes);
 }
 

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <unordered_set>
 
 #include "common/log.hpp"
 #include "memento/config.hpp"
@@ -135,8 +136,8 @@ Runtime::OpRun Runtime::run_op(const Op& op, const std::vector<TensorId>& inputs
 }
 
 double Runtime::modelled_seconds(const KernelCost& cost) const {
-  double rate = cost.tensor_cores ? options_.matrix_flops : options_.vector_flops;
-  return std::max(cost.flops / rate, cost.bytes / options_.memory_bandwidth);
+  return roofline_seconds(cost, options_.matrix_flops, options_.vector_flops,
+                          options_.memory_bandwidth);
 }
 
 TensorId Runtime::track(TensorDesc desc, void* device) {
@@ -189,6 +190,58 @@ void Runtime::free(TensorId id) {
   drop(id);
 }
 
+void Runtime::forget_recipes_reading(TensorId id) {
+  std::lock_guard lock(mutex_);
+  (void)registry_->at(id);  // LogicError for an unknown id
+  const auto freed = [this](TensorId t) {
+    return std::find(freed_.begin(), freed_.end(), t) != freed_.end();
+  };
+  std::unordered_map<TensorId, std::vector<TensorId>> readers;
+  for (const TrackedTensor* t : registry_->all())
+    if (t->desc.recipe)
+      for (TensorId in : t->desc.recipe->inputs) readers[in].push_back(t->id);
+  // The readers of `id`, and of freed readers (recomputing those would read it too).
+  std::vector<TensorId> live;
+  std::vector<TensorId> dead;  // freed: erased below once nothing reads them
+  std::vector<TensorId> work{id};
+  std::unordered_set<TensorId> seen{id};
+  while (!work.empty()) {
+    const TensorId cur = work.back();
+    work.pop_back();
+    for (TensorId r : readers[cur]) {
+      if (!seen.insert(r).second) continue;
+      if (freed(r)) {
+        dead.push_back(r);
+        work.push_back(r);
+      } else {
+        live.push_back(r);
+      }
+    }
+  }
+  // A live reader keeps its data: a discarded one is recomputed now, while what its recipe
+  // reads is still there, and then loses its recipe, so nothing can discard it again.
+  for (TensorId t : live) {
+    if (registry_->at(t).state == Residency::discarded) {
+      registry_->pin(t);
+      try {
+        materialize(t);
+      } catch (...) {
+        registry_->unpin(t);
+        throw;
+      }
+      registry_->unpin(t);
+    }
+    for (TensorId in : registry_->at(t).desc.recipe->inputs) dead.push_back(in);
+    registry_->forget_recipe(t);
+  }
+  dead.push_back(id);
+  for (TensorId t : dead)
+    if (registry_->contains(t) && freed(t) && registry_->recipe_uses(t) == 0 &&
+        registry_->at(t).pins == 0)
+      drop(t);  // also drops the freed inputs its recipe was the last to need
+  trace_memory();
+}
+
 void Runtime::drop(TensorId id) {
   std::vector<TensorId> work{id};
   while (!work.empty()) {
@@ -229,6 +282,11 @@ std::size_t Runtime::evict_now(TensorId id, EvictAction action) {
 Residency Runtime::state(TensorId id) const {
   std::lock_guard lock(mutex_);
   return registry_->at(id).state;
+}
+
+bool Runtime::tracks(TensorId id) const {
+  std::lock_guard lock(mutex_);
+  return registry_->contains(id);
 }
 
 RuntimeCounters Runtime::counters() const {

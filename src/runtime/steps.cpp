@@ -22,6 +22,7 @@ RuntimeCounters minus(const RuntimeCounters& a, const RuntimeCounters& b) {
   d.bytes_prefetched = a.bytes_prefetched - b.bytes_prefetched;
   d.recomputes = a.recomputes - b.recomputes;
   d.recompute_flops = a.recompute_flops - b.recompute_flops;
+  d.recompute_seconds = a.recompute_seconds - b.recompute_seconds;
   return d;
 }
 }  // namespace

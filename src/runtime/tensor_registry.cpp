@@ -53,6 +53,16 @@ void TensorRegistry::erase(TensorId id) {
   tensors_.erase(id);
 }
 
+void TensorRegistry::forget_recipe(TensorId id) {
+  TrackedTensor& t = at(id);
+  if (!t.desc.recipe) return;
+  MEMENTO_EXPECTS(t.state != Residency::discarded && t.state != Residency::recomputing,
+                  fmt::format("tensor {} is {}: without its recipe its data would be lost", id,
+                              to_string(t.state)));
+  for (TensorId input : t.desc.recipe->inputs) --recipe_uses_[input];
+  t.desc.recipe.reset();
+}
+
 void TensorRegistry::move(TensorId id, Residency to) {
   TrackedTensor& t = at(id);
   check_transition(id, t.state, to);

@@ -60,6 +60,11 @@ class TensorRegistry {
   /// Forgets a tensor. LogicError while it is pinned or needed by another's recipe.
   void erase(TensorId id);
 
+  /// Drops the tensor's recipe (a no-op without one): it can no longer be discarded, and
+  /// its recipe's inputs lose that use. LogicError while it is discarded or recomputing
+  /// (its data would then be lost).
+  void forget_recipe(TensorId id);
+
   /// Moves a tensor to another residency state. LogicError for an illegal transition
   /// (see residency.hpp), for evicting a pinned or non-evictable tensor, and for
   /// discarding one without a recipe.

@@ -1,14 +1,17 @@
 // The static planners: the optimal chain programme against brute force and a closed form,
 // what each plan does with each tensor, and plans applied to real training steps.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstring>
 #include <random>
+#include <tuple>
 
 #include "backend_types.hpp"
 #include "memento/error.hpp"
 #include "nn/models/gpt2.hpp"
+#include "nn/models/mlp.hpp"
 #include "nn/nn_rig.hpp"
 #include "nn/plan/chain_dp.hpp"
 #include "nn/train.hpp"
@@ -123,6 +126,41 @@ TEST(Plans, DecideByBlockAndRole) {
   }
 }
 
+// Records what the nested plan asks of the tape's blocks.
+struct FakeBlocks final : BlockAccess {
+  std::vector<bool> resident;  // inputs
+  std::vector<std::string> calls;
+  bool input_resident(int b) const override { return resident[static_cast<std::size_t>(b)]; }
+  void restore_input(int b) override {
+    resident[static_cast<std::size_t>(b)] = true;
+    calls.push_back(fmt::format("restore {}", b));
+  }
+  void discard(int b, bool keep_input) override {
+    if (!keep_input) resident[static_cast<std::size_t>(b)] = false;
+    calls.push_back(fmt::format("discard {}{}", b, keep_input ? " but input" : ""));
+  }
+};
+
+TEST(Plans, NestedRestoresInnerCheckpointsOneSegmentAtATime) {
+  ChainShape shape{27, 1, 4, 1, 0, {}};  // outer segments of 9, inner of 3
+  auto nested = make_plan("nested", shape, 0);
+  EXPECT_EQ(nested->at_release({9, "input"}), PlanAction::keep);
+  EXPECT_EQ(nested->at_release({3, "input"}), PlanAction::discard);
+  EXPECT_EQ(nested->at_release({9, "h"}), PlanAction::discard);
+  FakeBlocks blocks;
+  blocks.resident.assign(27, false);
+  for (int b : {0, 9, 18}) blocks.resident[static_cast<std::size_t>(b)] = true;
+  // The backward reaches block 26, the last of inner segment [24, 27) of outer [18, 27).
+  nested->before_backward(26, blocks);
+  EXPECT_EQ(blocks.calls, (std::vector<std::string>{
+                              "restore 21", "discard 18 but input", "discard 19", "discard 20",
+                              "restore 24", "discard 21 but input", "discard 22", "discard 23"}));
+  blocks.calls.clear();
+  nested->before_backward(25, blocks);  // same inner segment: nothing to do
+  nested->before_backward(23, blocks);  // inner segment [21, 24): its checkpoint is there
+  EXPECT_TRUE(blocks.calls.empty());
+}
+
 std::vector<std::vector<unsigned char>> gradients(testing::Rig& s) {
   std::vector<std::vector<unsigned char>> out;
   s.backend->synchronize_all();
@@ -134,23 +172,41 @@ std::vector<std::vector<unsigned char>> gradients(testing::Rig& s) {
   return out;
 }
 
-TEST(Plans, EveryPlanGivesTheSameGradientsWithLessMemory) {
-  auto run = [](const std::string& plan_name) {
-    auto rig = std::make_unique<testing::Rig>(testing::host_backend(), 0, "lru");
-    rig->model = make_gpt2(gpt2_preset("gpt2-tiny"), rig->tape, 11);
-    auto plan = make_plan(plan_name, rig->model->chain_shape(), 0);
-    rig->tape.set_plan(plan.get());
-    Trainer t(rig->tape, *rig->model);
-    StepReport r = t.step(false);
-    return std::make_tuple(r, gradients(*rig));
+// One step of a model under a plan (no update): its report and its gradients.
+template <typename MakeModel>
+std::tuple<StepReport, std::vector<std::vector<unsigned char>>> run_plan(
+    MakeModel make_model, const std::string& plan_name) {
+  auto rig = std::make_unique<testing::Rig>(testing::host_backend(), 0, "lru");
+  rig->model = make_model(rig->tape);
+  auto plan = make_plan(plan_name, rig->model->chain_shape(), 0);
+  rig->tape.set_plan(plan.get());
+  Trainer t(rig->tape, *rig->model);
+  StepReport r = t.step(false);
+  return {r, gradients(*rig)};
+}
+
+TEST(Plans, NestedUsesLessMemoryThanSqrtForMoreRecompute) {
+  const auto mlp = [](Tape& tape) {
+    return make_mlp({.layers = 27, .width = 64, .batch = 256}, tape, 5);
   };
+  auto [base, want] = run_plan(mlp, "none");
+  auto [sqrt, sqrt_grads] = run_plan(mlp, "sqrt");
+  auto [nested, nested_grads] = run_plan(mlp, "nested");
+  EXPECT_TRUE(nested_grads == want);
+  EXPECT_LT(nested.stats.peak_allocated, sqrt.stats.peak_allocated);
+  EXPECT_GT(nested.stats.counters.recomputes, sqrt.stats.counters.recomputes);
+}
+
+TEST(Plans, EveryPlanGivesTheSameGradientsWithLessMemory) {
+  const auto tiny = [](Tape& tape) { return make_gpt2(gpt2_preset("gpt2-tiny"), tape, 11); };
+  auto run = [&](const std::string& name) { return run_plan(tiny, name); };
   auto [base, want] = run("none");
   for (const std::string& name : plan_names()) {
     SCOPED_TRACE(name);
     auto [r, got] = run(name);
     EXPECT_EQ(r.loss, base.loss);
     EXPECT_TRUE(got == want) << "gradients differ";
-    if (name == "every-layer" || name == "sqrt" || name == "selective") {
+    if (name == "every-layer" || name == "sqrt" || name == "nested" || name == "selective") {
       EXPECT_LT(r.stats.peak_allocated, base.stats.peak_allocated);
       EXPECT_GT(r.stats.counters.recomputes, 0u);
     }

@@ -14,7 +14,8 @@
 //   the engine is idle in a gap (real hardware can sometimes fill such gaps; the sim is
 //   pessimistic there).
 // - Kernel duration is the roofline max(flops / rate, bytes / hbm_bandwidth) with rate the
-//   tensor-core rate when cost.tensor_cores, the FP32 vector rate otherwise. A zero-cost
+//   tensor-core rate when cost.tensor_cores, the FP32 vector rate otherwise, or exactly
+//   cost.seconds when the kernel carries a measured duration (a replayed log). A zero-cost
 //   kernel takes no device time (only the launch latency on the host).
 // - Copy duration: h2d and d2h bytes / the link bandwidth of that direction; d2d runs on the
 //   compute engine (a copy kernel reads and writes: 2 * bytes / hbm_bandwidth); h2h is a
@@ -390,10 +391,25 @@ void SimBackend::launch(Stream stream, Kernel kernel) {
       fmt::format("launch '{}': cost has flops {} and bytes {}; both must be finite "
                   "and >= 0",
                   kernel.name, cost.flops, cost.bytes));
-  const double rate = cost.tensor_cores ? profile_.matrix_flops : profile_.vector_flops;
-  const double duration = std::max(cost.flops / rate, cost.bytes / profile_.hbm_bandwidth);
+  MEMENTO_EXPECTS(!cost.seconds || (std::isfinite(*cost.seconds) && *cost.seconds >= 0),
+                  fmt::format("launch '{}': explicit duration {} s; accepted: finite and >= 0",
+                              kernel.name, cost.seconds.value_or(0)));
+  const double duration =
+      roofline_seconds(cost, profile_.matrix_flops, profile_.vector_flops, profile_.hbm_bandwidth);
   std::lock_guard lock(mutex_);
   issue_locked(stream, &compute_engine_, duration);
+  ++kernels_launched_;
+  kernel_nanoseconds_ += whole_nanoseconds(duration);
+}
+
+std::uint64_t SimBackend::kernels_launched() const {
+  std::lock_guard lock(mutex_);
+  return kernels_launched_;
+}
+
+std::int64_t SimBackend::kernel_nanoseconds() const {
+  std::lock_guard lock(mutex_);
+  return kernel_nanoseconds_;
 }
 
 // ---- clocks ----------------------------------------------------------------------------

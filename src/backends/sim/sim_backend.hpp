@@ -50,6 +50,7 @@ class SimBackend final : public Backend {
   /// The host's virtual clock, seconds.
   [[nodiscard]] double now() const override;
   [[nodiscard]] std::optional<double> stalled_seconds(Stream stream) const override;
+  void host_work(double seconds) override { advance_host(seconds); }
 
   // ---- sim-only: driving and observing the model ----
 
@@ -63,6 +64,11 @@ class SimBackend final : public Backend {
   /// Bytes of pinned host address space currently handed out.
   [[nodiscard]] std::size_t pinned_bytes() const noexcept;
   [[nodiscard]] const DeviceProfile& profile() const noexcept { return profile_; }
+  /// Kernels launched so far, and the sum of their modelled durations with each rounded to
+  /// whole nanoseconds (whole_nanoseconds()): what an operator trace recorded with this
+  /// profile's rates sums to.
+  [[nodiscard]] std::uint64_t kernels_launched() const;
+  [[nodiscard]] std::int64_t kernel_nanoseconds() const;
 
  private:
   // Live allocations in one fake address region: base address -> size in bytes.
@@ -95,6 +101,8 @@ class SimBackend final : public Backend {
   std::vector<double> stream_stalls_;                 // seconds waited, by Stream::id
   std::unordered_map<std::uint32_t, double> events_;  // live events -> captured time
   std::uint32_t next_event_id_ = 1;                   // 0 is never valid: catches Event{}
+  std::uint64_t kernels_launched_ = 0;
+  std::int64_t kernel_nanoseconds_ = 0;
 };
 
 }  // namespace memento

@@ -91,7 +91,11 @@ class Gpt2 final : public Model {
     for (const auto& [role, bytes] : shape.roles) shape.saved_bytes += bytes;
     // Matrix products (qkv, projection, MLP: 24·B·T·C²) and attention (4·B·T²·C).
     shape.block_flops = 24 * bt * C * C + 4 * bt * c_.seq * C;
-    shape.fixed_bytes = s * static_cast<double>(count_) + s * (2 * btc + bt * c_.vocab) + 12 * bt;
+    // The parameters, the last block's output, the final norm, and the logits with their
+    // gradient (both live as the backward starts, with every kept activation).
+    shape.backward_bytes = s * (2 * btc + std::max(3 * btc + scores, 8 * btc)) + 4 * 12 * C * C;
+    shape.fixed_bytes =
+        s * static_cast<double>(count_) + s * (2 * btc + 2 * bt * c_.vocab) + 12 * bt;
     return shape;
   }
 

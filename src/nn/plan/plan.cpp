@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "memento/error.hpp"
@@ -57,6 +58,46 @@ class SegmentPlan final : public Plan {
   std::vector<BlockState> states_;
 };
 
+/// Two-level recursive checkpointing (Chen et al. 2016, section 4): the forward keeps only
+/// the inputs of outer segments of k1 blocks. As the backward reaches an inner segment of k2
+/// blocks, the inner checkpoints of its outer segment up to it are recomputed one inner
+/// segment at a time, each inner segment discarded again behind its checkpoint; then the
+/// runtime recomputes the inner segment itself on use. Memory: about L/k1 + k1/k2 inputs
+/// and k2 blocks; cost: up to two forwards of each block (k1 = L^(2/3), k2 = L^(1/3)).
+class NestedPlan final : public Plan {
+ public:
+  explicit NestedPlan(int blocks)
+      : blocks_(blocks), outer_(root(double(blocks) * blocks)), inner_(root(double(blocks))) {}
+  std::string name() const override { return "nested"; }
+  PlanAction at_release(const TensorTag& tag) const override {
+    if (tag.block < 0 || tag.block >= blocks_) return PlanAction::keep;
+    return tag.block % outer_ == 0 && tag.role == "input" ? PlanAction::keep : PlanAction::discard;
+  }
+  void before_backward(int block, BlockAccess& blocks) const override {
+    if (block < 0 || block >= blocks_) return;
+    const int outer = block - block % outer_;
+    const int inner = outer + (block - outer) / inner_ * inner_;
+    for (int j = outer + inner_; j <= inner; j += inner_) {
+      if (blocks.input_resident(j)) continue;
+      blocks.restore_input(j);
+      for (int m = j - inner_; m < j; ++m) blocks.discard(m, (m - outer) % inner_ == 0);
+    }
+  }
+  std::string describe() const override {
+    return fmt::format(
+        "outer segments of {} blocks (checkpointed in the forward), inner segments of {} "
+        "(checkpoints recomputed in the backward)",
+        outer_, inner_);
+  }
+
+ private:
+  // ceil(cbrt(x)), exact on cubes (cbrt(729) may come out a hair above 9).
+  static int root(double x) {
+    return std::max(1, static_cast<int>(std::ceil(std::cbrt(x) - 1e-9)));
+  }
+  int blocks_, outer_, inner_;
+};
+
 /// Megatron's selective recomputation: only the attention scores are dropped (they are the
 /// largest activation per FLOP to recompute). Models without attention drop nothing.
 class SelectivePlan final : public Plan {
@@ -96,7 +137,7 @@ std::vector<BlockState> uniform_segments(int blocks, int k) {
 }  // namespace
 
 std::vector<std::string> plan_names() {
-  return {"none", "every-layer", "sqrt", "selective", "offload-blocks", "optimal"};
+  return {"none", "every-layer", "sqrt", "nested", "selective", "offload-blocks", "optimal"};
 }
 
 std::unique_ptr<Plan> make_plan(std::string_view name, const ChainShape& shape,
@@ -109,12 +150,18 @@ std::unique_ptr<Plan> make_plan(std::string_view name, const ChainShape& shape,
     const int k = static_cast<int>(std::ceil(std::sqrt(static_cast<double>(shape.blocks))));
     return std::make_unique<SegmentPlan>("sqrt", uniform_segments(shape.blocks, k));
   }
+  if (name == "nested") return std::make_unique<NestedPlan>(shape.blocks);
   if (name == "selective") return std::make_unique<SelectivePlan>();
   if (name == "offload-blocks") return std::make_unique<OffloadBlocksPlan>(shape.blocks);
   if (name == "optimal") {
+    // What the chain may use: the budget less what the plan cannot change, the backward's
+    // gradient buffers and a margin for the allocator's rounding and fragmentation.
+    constexpr double kAllocatorMargin = 0.03;
     ChainCosts costs = uniform_chain(shape);
     std::optional<ChainSolution> best =
-        solve_chain(costs, budget_bytes > 0 ? budget_bytes - shape.fixed_bytes : INFINITY);
+        solve_chain(costs, budget_bytes > 0 ? budget_bytes * (1 - kAllocatorMargin) -
+                                                  shape.fixed_bytes - shape.backward_bytes
+                                            : INFINITY);
     // Nothing fits the model: checkpoint every block, the least memory a plan can give,
     // and let the dynamic policy (and OutOfMemory's figures) say the rest.
     return std::make_unique<SegmentPlan>("optimal",

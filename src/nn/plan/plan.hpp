@@ -30,6 +30,22 @@ struct ChainShape {
   double fixed_bytes = 0;  ///< memory the plan cannot change (parameters, grads, head...)
   /// Roles inside a block and their bytes, for selective plans (e.g. {"att", bytes}).
   std::vector<std::pair<std::string, double>> roles;
+  /// Gradient buffers live at once during one block's backward (the incoming and outgoing
+  /// gradients, the largest op's input gradients, the block's parameter gradients).
+  double backward_bytes = 0;
+};
+
+/// What a plan may do to a block's activations during the backward (the tape implements it).
+class BlockAccess {
+ public:
+  virtual ~BlockAccess() = default;
+  /// Whether the block's input (its "input" tensor) is resident. True for a block without one.
+  [[nodiscard]] virtual bool input_resident(int block) const = 0;
+  /// Brings the block's input back, recomputing what it needs, and lets go of it.
+  virtual void restore_input(int block) = 0;
+  /// Discards every resident activation of the block that has a recipe (recomputed when
+  /// next needed); its input too unless `keep_input`.
+  virtual void discard(int block, bool keep_input) = 0;
 };
 
 class Plan {
@@ -38,11 +54,17 @@ class Plan {
   [[nodiscard]] virtual std::string name() const = 0;
   /// What to do with a saved tensor when the forward is done with it.
   [[nodiscard]] virtual PlanAction at_release(const TensorTag& tag) const = 0;
+  /// Called as the backward reaches `block` (blocks come last to first), before it reads any
+  /// of the block's activations. Default: nothing (the runtime recomputes on use).
+  virtual void before_backward(int block, BlockAccess& blocks) const {
+    (void)block;
+    (void)blocks;
+  }
   /// A one-line description of the decision (e.g. "checkpoints at blocks 0, 4, 8").
   [[nodiscard]] virtual std::string describe() const = 0;
 };
 
-/// none, every-layer, sqrt, selective, offload-blocks, optimal. `budget_bytes` is what the
+/// none, every-layer, sqrt, nested, selective, offload-blocks, optimal. `budget_bytes` is what the
 /// optimal planner plans for (0: unlimited). ConfigError listing the names for an unknown
 /// one.
 [[nodiscard]] std::unique_ptr<Plan> make_plan(std::string_view name, const ChainShape& shape,

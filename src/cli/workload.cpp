@@ -1,0 +1,114 @@
+#include "cli/workload.hpp"
+
+#include <fmt/format.h>
+
+#include "memento/backends.hpp"
+#include "memento/caching_allocator.hpp"
+#include "memento/device_profile.hpp"
+#include "memento/error.hpp"
+#include "memento/policy.hpp"
+#include "memento/runtime.hpp"
+#include "nn/tape.hpp"
+
+namespace memento::cli {
+namespace {
+
+// The least device memory fp32 training with the optimizer on the device can need: the
+// parameters and what lies outside the blocks (the logits and their gradient), the
+// gradients and m and v, every block's input checkpointed and one block's saved
+// activations. From a model built on sim (no data is made).
+double device_floor_bytes(ModelSpec m) {
+  m.mlp_config.dtype = nn::DType::f32;
+  m.gpt.dtype = nn::DType::f32;
+  auto backend = make_backend(parse_device("sim:h200", "probe"));
+  CachingAllocator alloc(*backend);
+  Runtime rt(*backend, alloc, nullptr, make_policy("lru"));
+  nn::Tape tape(rt, alloc, *backend);
+  std::unique_ptr<nn::Model> model = build_model(m, tape, 0);
+  const nn::ChainShape s = model->chain_shape();
+  const double params = static_cast<double>(model->parameter_count());
+  return s.fixed_bytes + 12 * params + s.blocks * s.input_bytes + s.saved_bytes;
+}
+
+}  // namespace
+
+ModelSpec parse_model(const std::string& model, int batch, int seq, const std::string& dtype,
+                      const std::string& optimizer, const DeviceSpec& device,
+                      std::size_t smallest_budget) {
+  MEMENTO_EXPECTS(dtype == "fp32" || dtype == "bf16" || dtype == "auto",
+                  fmt::format("--dtype=\"{}\" is not accepted; accepted: fp32, bf16, auto", dtype),
+                  ConfigError);
+  MEMENTO_EXPECTS(
+      optimizer == "device" || optimizer == "host" || optimizer == "auto",
+      fmt::format("--optimizer=\"{}\" is not accepted; accepted: device, host, auto", optimizer),
+      ConfigError);
+  MEMENTO_EXPECTS(batch >= 0 && seq >= 0, "--batch and --seq must be positive", ConfigError);
+  ModelSpec m;
+  if (model == "mlp") {
+    MEMENTO_EXPECTS(seq == 0, "--seq does not apply to the mlp model", ConfigError);
+    m.mlp = true;
+    if (batch > 0) m.mlp_config.batch = batch;
+  } else {
+    m.gpt = nn::gpt2_preset(model);  // ConfigError listing the presets
+    if (batch > 0) m.gpt.batch = batch;
+    if (seq > 0) m.gpt.seq = seq;
+  }
+  bool bf16 = dtype == "bf16";
+  if (optimizer == "auto") {
+    const double floor = device_floor_bytes(m);
+    const bool host = floor > static_cast<double>(smallest_budget);
+    m.optimizer = host ? nn::OptimizerPlacement::host : nn::OptimizerPlacement::device;
+    m.optimizer_reason = fmt::format(
+        "chosen by --optimizer auto: fp32 training with AdamW on the device needs at least {} "
+        "(every block checkpointed), {} the smallest budget, {}",
+        format_bytes(static_cast<std::size_t>(floor)), host ? "more than" : "within",
+        format_bytes(smallest_budget));
+    if (host && dtype == "auto") bf16 = device.kind != BackendKind::host;
+  } else {
+    m.optimizer =
+        optimizer == "host" ? nn::OptimizerPlacement::host : nn::OptimizerPlacement::device;
+  }
+  const nn::DType dt = bf16 ? nn::DType::bf16 : nn::DType::f32;
+  m.mlp_config.dtype = dt;
+  m.gpt.dtype = dt;
+  return m;
+}
+
+std::unique_ptr<nn::Model> build_model(const ModelSpec& m, nn::Tape& tape, std::uint64_t seed) {
+  return m.mlp ? nn::make_mlp(m.mlp_config, tape, seed) : nn::make_gpt2(m.gpt, tape, seed);
+}
+
+std::size_t persistent_bytes(const ModelSpec& m, std::size_t parameters) {
+  const std::size_t weights = parameters * nn::dtype_bytes(m.dtype());
+  return m.optimizer == nn::OptimizerPlacement::host ? weights : weights + parameters * 12;
+}
+
+std::size_t device_capacity(const DeviceSpec& device) {
+  if (device.kind == BackendKind::sim) return find_device_profile(device.profile).capacity;
+  return make_backend(device)->info().capacity;
+}
+
+double trainer_bytes(const ModelSpec& m, std::size_t parameters) {
+  if (m.optimizer == nn::OptimizerPlacement::device) return 12.0 * static_cast<double>(parameters);
+  const double largest = m.mlp ? static_cast<double>(m.mlp_config.width) * m.mlp_config.width
+                               : static_cast<double>(m.gpt.vocab) * m.gpt.channels;
+  return 4 * largest;
+}
+
+std::string describe_optimizer(const ModelSpec& m, std::size_t parameters) {
+  const std::size_t n = parameters;
+  if (m.optimizer == nn::OptimizerPlacement::host)
+    return fmt::format(
+        "AdamW on the host (ZeRO-Offload style): fp32 master weights, m and v ({}) and the "
+        "step on the CPU; the device holds the {} weights ({}) and each fp32 gradient only "
+        "until the backward finishes it, when it is copied to pinned host memory; the new "
+        "weights are copied back after the step",
+        format_bytes(n * 12), m.dtype() == nn::DType::bf16 ? "bf16" : "fp32",
+        format_bytes(n * nn::dtype_bytes(m.dtype())));
+  return fmt::format(
+      "AdamW on the device: its state (m, v in fp32) and the fp32 gradients live on the "
+      "device, inside the budget (with the parameters: {}, never evicted)",
+      format_bytes(persistent_bytes(m, n)));
+}
+
+}  // namespace memento::cli

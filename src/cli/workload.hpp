@@ -1,0 +1,55 @@
+// The workload a CLI run trains: which model, in which dtype, and where AdamW lives. Shared
+// by compare and plan.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "memento/config.hpp"
+#include "nn/models/gpt2.hpp"
+#include "nn/models/mlp.hpp"
+#include "nn/train.hpp"
+
+namespace memento::cli {
+
+struct ModelSpec {
+  bool mlp = false;
+  nn::Gpt2Config gpt;
+  nn::MlpConfig mlp_config;
+  nn::OptimizerPlacement optimizer = nn::OptimizerPlacement::device;
+  std::string optimizer_reason;  // why auto chose what it chose; empty when given
+  [[nodiscard]] nn::DType dtype() const { return mlp ? mlp_config.dtype : gpt.dtype; }
+};
+
+/// The model as the options name it. `dtype` is fp32, bf16 or auto; `optimizer` is device,
+/// host or auto. auto: AdamW stays on the device (fp32) unless the smallest footprint of
+/// device-side training (everything but one block's activations checkpointed) exceeds
+/// `smallest_budget` bytes; then it goes to the host, with bf16 weights when `dtype` is
+/// auto and the device is not the host backend. ConfigError for bad values.
+[[nodiscard]] ModelSpec parse_model(const std::string& model, int batch, int seq,
+                                    const std::string& dtype, const std::string& optimizer,
+                                    const DeviceSpec& device, std::size_t smallest_budget);
+
+[[nodiscard]] std::unique_ptr<nn::Model> build_model(const ModelSpec& m, nn::Tape& tape,
+                                                     std::uint64_t seed);
+
+/// Bytes never evicted and all live at the update, below which no budget fits: the
+/// parameters, plus on the device placement their fp32 gradients and AdamW's m and v.
+[[nodiscard]] std::size_t persistent_bytes(const ModelSpec& m, std::size_t parameters);
+
+/// Device bytes the trainer holds beyond the model's own (ChainShape::fixed_bytes), all
+/// through the backward: on the device placement the fp32 gradients and m and v; on the host
+/// placement the largest fp32 gradient, which lives from its first contribution to its
+/// last (GPT-2's tied embedding: the whole backward).
+[[nodiscard]] double trainer_bytes(const ModelSpec& m, std::size_t parameters);
+
+/// The device's memory capacity: the profile's on sim, else what the backend reports
+/// (which starts it: threads on host, a context on cuda).
+[[nodiscard]] std::size_t device_capacity(const DeviceSpec& device);
+
+/// One line on where the optimizer state lives, for the assumptions.
+[[nodiscard]] std::string describe_optimizer(const ModelSpec& m, std::size_t parameters);
+
+}  // namespace memento::cli
