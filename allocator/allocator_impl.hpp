@@ -26,6 +26,7 @@ class CachingAllocator::Impl {
   Impl(Backend& backend, AllocatorOptions options);
   ~Impl();
   void* allocate(std::size_t bytes, Stream stream);
+  void* try_allocate(std::size_t bytes, Stream stream);
   void deallocate(void* ptr);
   void record_stream(void* ptr, Stream stream);
   std::size_t requested_size(const void* ptr) const;

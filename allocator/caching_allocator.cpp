@@ -86,6 +86,15 @@ void* CachingAllocator::Impl::allocate(std::size_t bytes, Stream stream) {
   }
 }
 
+void* CachingAllocator::Impl::try_allocate(std::size_t bytes, Stream stream) {
+  if (bytes == 0 || bytes > sizes::kMaxRequest) return nullptr;
+  std::unique_lock lock(mutex_);
+  const std::size_t size = exact_ ? bytes : sizes::block_size(bytes);
+  if (size > budget_) return nullptr;
+  Block* b = find_or_grow(size, stream);
+  return b != nullptr ? take(b, size, bytes, stream) : nullptr;
+}
+
 void CachingAllocator::Impl::deallocate(void* ptr) {
   if (ptr == nullptr) return;
   std::lock_guard lock(mutex_);
@@ -370,6 +379,9 @@ CachingAllocator::CachingAllocator(Backend& backend, AllocatorOptions options)
 CachingAllocator::~CachingAllocator() = default;
 void* CachingAllocator::allocate(std::size_t bytes, Stream stream) {
   return impl_->allocate(bytes, stream);
+}
+void* CachingAllocator::try_allocate(std::size_t bytes, Stream stream) {
+  return impl_->try_allocate(bytes, stream);
 }
 void CachingAllocator::deallocate(void* ptr) { impl_->deallocate(ptr); }
 void CachingAllocator::record_stream(void* ptr, Stream stream) {

@@ -38,6 +38,10 @@ class CachingAllocator {
   /// A block of at least `bytes` usable on `stream`, 512-byte aligned; nullptr for 0 bytes.
   /// Throws OutOfMemory (with the figures) when the budget cannot be met.
   [[nodiscard]] void* allocate(std::size_t bytes, Stream stream = Backend::default_stream());
+  /// allocate() without the pressure path: nullptr when neither a cached block nor a new
+  /// segment within the budget serves `bytes` as things stand. Nothing is evicted and
+  /// nothing waited for (for work that may as well wait, such as an early copy back).
+  [[nodiscard]] void* try_allocate(std::size_t bytes, Stream stream = Backend::default_stream());
 
   /// Returns a block. Work using it must have been submitted to its allocation stream (or to
   /// streams named with record_stream). Throws LogicError for pointers that are not live

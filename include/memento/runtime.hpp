@@ -166,8 +166,9 @@ class Runtime {
   void offload_early(TensorId id);
   void materialize(TensorId id);
   void recompute(TensorId id);
-  /// Starts the copy back of an offloaded tensor (state Prefetching).
-  void prefetch(TensorId id);
+  /// Starts the copy back of an offloaded tensor (state Prefetching). `early`: only into
+  /// memory free as things stand (CachingAllocator::try_allocate); false when there is none.
+  bool prefetch(TensorId id, bool early = false);
   /// Makes the compute stream wait for a prefetch's copy; the tensor is then Resident.
   void finish_prefetch(TensorId id);
   void drop(TensorId id);
@@ -214,6 +215,7 @@ class Runtime {
     std::size_t ordinal;
     double seconds;  // modelled compute seconds of the step before this use
     std::size_t bytes;
+    std::size_t active;  // the allocator's active bytes at the use
   };
   std::vector<Access> order_;       // this step's uses
   std::vector<Access> last_order_;  // the previous step's uses

@@ -164,7 +164,15 @@ RunResult run_one(const Setup& setup, const Strategy& strategy, std::size_t budg
                 model->parameter_count()};
     nn::ChainShape shape = model->chain_shape();
     shape.fixed_bytes += trainer_bytes(setup.model, model->parameter_count());
-    plan = nn::make_plan(strategy.plan, shape, static_cast<double>(budget));
+    const DeviceInfo& info = backend->info();
+    plan = nn::make_plan(
+        strategy.plan, shape,
+        nn::PlanTarget{.budget_bytes = static_cast<double>(budget),
+                       .matrix_flops = info.matrix_flops,
+                       .vector_flops = info.vector_flops,
+                       .memory_bandwidth = info.memory_bandwidth,
+                       .link_bytes_per_s = std::min(info.h2d_bandwidth, info.d2h_bandwidth),
+                       .host_bytes = static_cast<double>(setup.host_budget)});
     r.plan_description = plan->describe();
     tape.set_plan(plan.get());
     nn::Trainer trainer(tape, *model, {.lr = setup.lr, .placement = setup.model.optimizer});
@@ -346,6 +354,7 @@ CompareResult run_compare(const CompareOptions& o) {
   a["device_capacity_bytes"] = facts.capacity;
   a["clock"] = sim ? "virtual (the sim backend's model)" : "wall";
   a["optimizer_state"] = host_optimizer ? "host" : "device";
+  if (!setup.model.mlp) a["head_chunks"] = nn::gpt2_head_chunks(setup.model.gpt);
   a["steps"] = o.steps;
   a["policy_for_planners"] = policy;
   a["host_budget_bytes"] = setup.host_budget;
@@ -358,8 +367,10 @@ CompareResult run_compare(const CompareOptions& o) {
       {"model", setup.model.mlp
                     ? fmt::format("mlp: {} layers, width {}, {} classes, batch {}", m.layers,
                                   m.width, m.classes, m.batch)
-                    : fmt::format("{}: {} layers, {} heads, width {}, seq {}, vocab {}, batch {}",
-                                  o.model, g.layers, g.heads, g.channels, g.seq, g.vocab, g.batch)},
+                    : fmt::format("{}: {} layers, {} heads, width {}, seq {}, vocab {}, batch {}, "
+                                  "head (logits and loss) in {} chunk{} of rows",
+                                  o.model, g.layers, g.heads, g.channels, g.seq, g.vocab, g.batch,
+                                  nn::gpt2_head_chunks(g), nn::gpt2_head_chunks(g) > 1 ? "s" : "")},
       {"parameters", fmt::format("{:.2f}M", static_cast<double>(facts.parameters) / 1e6)},
       {"dtype", dtype},
       {"device",

@@ -27,8 +27,10 @@ struct CompareOptions {
   /// Byte sizes (8GiB, 512MB) or percentages of the UNLIMITED PEAK (70%), not of the device.
   std::vector<std::string> budgets = {"70%", "50%"};
   /// Planner names, policy names, PLANNER+POLICY, or "all".
-  std::vector<std::string> strategies = {"none",      "every-layer", "sqrt", "selective",
-                                         "recompute", "offload",     "auto"};
+  /// (No bare "none": with the default --policy auto it would repeat "auto", plan none
+  /// handing everything to policy auto.)
+  std::vector<std::string> strategies = {"every-layer", "sqrt",    "selective", "mixed",
+                                         "recompute",   "offload", "auto"};
   std::string policy = "auto";  // what a bare planner hands the remaining pressure to
   int steps = 3;
   std::optional<std::string> out;          // directory for results.json, traces, charts

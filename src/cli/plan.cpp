@@ -80,7 +80,11 @@ int run_plan(const PlanOptions& o) {
   u.strategies = {"none+lru"};
   std::size_t hi = run_compare(u).unlimited.peak_bytes;
   std::string strategy = "none+lru";
+  // From the budget asked (it failed): fitting need not be monotone at the edge (a policy's
+  // choices shift with the budget), and the answer must not undercut the budget it answers.
+  // (A percentage is of the unlimited peak, as compare reads it.)
   std::size_t lo = 0;
+  if (!o.budget.empty()) lo = std::min(parse_budget(o.budget, "--budget").resolve(hi), hi);
   while (hi - lo > std::max<std::size_t>(hi / 100, std::size_t{1} << 20)) {
     const std::size_t mid = lo + (hi - lo) / 2;
     if (std::optional<std::string> s = fitting(o, mid)) {

@@ -74,7 +74,7 @@ TensorId Tape::apply(const OpPtr& op, const std::vector<TensorId>& inputs, std::
     if (op->backward_reads_output()) ++readers_[out];
   }
   live_[out] = true;
-  if (tag.block >= 0) tags_[out] = tag;
+  if (tag.block >= 0 || !tag.role.empty()) tags_[out] = tag;  // {-1, "logits"} too
   nodes_.push_back(Node{op, inputs, out, bytes, rng});
   if (recorder_ != nullptr) record_forward(nodes_.back());
   return out;

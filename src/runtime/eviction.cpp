@@ -233,9 +233,14 @@ void Runtime::recompute(TensorId id) {
   if (trace_) trace_span("recompute", recipe.op->name(), start, id, t.desc.bytes);
 }
 
-void Runtime::prefetch(TensorId id) {
+bool Runtime::prefetch(TensorId id, bool early) {
   TrackedTensor& t = registry_->at(id);
-  void* device = allocator_.allocate(t.desc.bytes, compute_);
+  MEMENTO_EXPECTS(t.state == Residency::on_host || t.state == Residency::offloading,
+                  fmt::format("prefetch: tensor {} is {}, not on the host", id, to_string(t.state)),
+                  LogicError);
+  void* device = early ? allocator_.try_allocate(t.desc.bytes, compute_)
+                       : allocator_.allocate(t.desc.bytes, compute_);
+  if (device == nullptr) return false;
   Event ready = backend_.create_event();
   Event arrived{};
   bool have_arrived = false;
@@ -274,6 +279,7 @@ void Runtime::prefetch(TensorId id) {
   counters_.bytes_prefetched += t.desc.bytes;
   trace_instant("copy back", "prefetch", id, t.desc.bytes);
   trace_memory();
+  return true;
 }
 
 void Runtime::finish_prefetch(TensorId id) {

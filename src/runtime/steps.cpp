@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <unordered_set>
 
 #include "memento/error.hpp"
 #include "memento/runtime.hpp"
@@ -76,7 +77,8 @@ void Runtime::note_use(TensorId id) {
   if (!in_step_) return;
   auto it = ordinal_.find(id);
   if (it == ordinal_.end()) return;  // created before the step: not part of its pattern
-  order_.push_back({it->second, step_work_, registry_->at(id).desc.bytes});
+  order_.push_back(
+      {it->second, step_work_, registry_->at(id).desc.bytes, allocator_.stats().active.current});
   // Follow the previous step: move past this use there, then copy back what comes next.
   for (std::size_t i = cursor_; i < last_order_.size(); ++i)
     if (last_order_[i].ordinal == it->second) {
@@ -88,28 +90,76 @@ void Runtime::note_use(TensorId id) {
 
 void Runtime::prefetch_ahead() {
   if (host_pool_ == nullptr) return;
-  // Look ahead over the next uses of the previous step, up to a lookahead's worth of the
-  // bytes they touch (whatever their state), and copy back the evicted ones among them.
-  // At most half the budget, so copies back never crowd out the step's own working set.
-  const std::size_t lookahead =
-      std::min(options_.prefetch_lookahead_bytes, allocator_.budget() / 2);
+  // Follow the previous step's next uses. The evicted tensors among the uses within a
+  // lookahead's worth of the bytes they touch (whatever their state) are copied back now.
+  // Beyond that window, a copy starts as late as it can while every copy after it still
+  // arrives in time on the one link (with half again as long as the link needs, for
+  // safety), so that long copies (large blocks offloaded whole) are not left until their
+  // use is near; and only into memory free as things stand, when the previous step's
+  // memory up to the use leaves room for it: a copy back that made the allocator evict
+  // would trade one copy for another. What is copied back and not used yet stays under
+  // half the budget, so copies back never crowd out the step's own working set.
+  constexpr double kLinkSafety = 1.5;
+  const std::size_t budget = allocator_.budget();
+  const std::size_t lookahead = std::min(options_.prefetch_lookahead_bytes, budget / 2);
+  const double link = backend_.info().h2d_bandwidth;
+  struct Later {
+    TensorId id;
+    std::size_t bytes;
+    double until;       // modelled seconds until its use
+    std::size_t peak;   // the previous step's most active bytes up to its use
+    double latest = 0;  // when its copy must start, counting the copies after it
+  };
+  std::vector<Later> later;
+  std::unordered_set<TensorId> seen;  // each tensor once, at its next use
+  // Every evicted byte sits in the host pool: a use further away than the link needs for
+  // all of them (with the safety) cannot make any copy due, so the scan stops there.
+  const double horizon = kLinkSafety * static_cast<double>(host_pool_->stats().in_use) / link;
   std::size_t ahead = 0;
+  std::size_t peak = 0;
+  std::size_t early = 0;  // bytes copied back (or on their way) for uses not reached yet
   for (std::size_t i = cursor_; i < last_order_.size(); ++i) {
     // Uses of tensors not created yet count too: the window is the next uses, not the
     // next uses of what exists.
     ahead += last_order_[i].bytes;
-    if (ahead > lookahead) break;
-    std::size_t ord = last_order_[i].ordinal;
+    peak = std::max(peak, last_order_[i].active);
+    if (ahead > lookahead && !(link > 0 && last_order_[i].seconds - step_work_ <= horizon)) break;
+    const std::size_t ord = last_order_[i].ordinal;
     if (ord >= by_ordinal_.size() || !registry_->contains(by_ordinal_[ord])) continue;
-    TensorId id = by_ordinal_[ord];
+    const TensorId id = by_ordinal_[ord];
+    if (!seen.insert(id).second) continue;
     const TrackedTensor& t = registry_->at(id);
+    if (t.state == Residency::prefetching) early += t.desc.bytes;
     if (t.state != Residency::on_host && t.state != Residency::offloading) continue;
+    if (ahead > lookahead) {
+      later.push_back({id, t.desc.bytes, last_order_[i].seconds - step_work_, peak});
+      continue;
+    }
+    if (early + t.desc.bytes > budget / 2) return;
     try {
       prefetch(id);
     } catch (const OutOfMemory&) {
       return;  // best effort: the use itself will bring it back
     }
+    early += t.desc.bytes;
     registry_->touch(id);  // about to be used: not the stalest any more
+    ++prefetches_ahead_;
+  }
+  double latest = INFINITY;
+  for (auto it = later.rbegin(); it != later.rend(); ++it) {
+    latest = std::min(latest, it->until) - kLinkSafety * static_cast<double>(it->bytes) / link;
+    it->latest = latest;
+  }
+  // The copies back already issued go first on the link (those arrived count too: an
+  // earlier start, never a late one).
+  const double queued = kLinkSafety * static_cast<double>(early) / link;
+  for (const Later& l : later) {
+    if (l.latest > queued || early + l.bytes > budget / 2 ||
+        l.peak + early + l.bytes + lookahead > budget)
+      return;
+    if (!prefetch(l.id, true)) return;
+    early += l.bytes;
+    registry_->touch(l.id);
     ++prefetches_ahead_;
   }
 }

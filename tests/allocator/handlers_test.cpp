@@ -19,6 +19,30 @@ class PressureHandlers : public testing::BackendTest<T> {};
 
 TYPED_TEST_SUITE(PressureHandlers, testing::AllBackendTypes, testing::BackendTypeNames);
 
+TYPED_TEST(PressureHandlers, TryAllocateNeverCallsThem) {
+  CachingAllocator alloc(*this->backend_, {.budget = 8 * MiB});
+  int calls = 0;
+  alloc.add_pressure_handler([&](std::size_t, Stream) -> std::size_t {
+    ++calls;
+    return 0;
+  });
+  void* a = alloc.try_allocate(6 * MiB);
+  ASSERT_NE(a, nullptr);
+  EXPECT_EQ(alloc.try_allocate(4 * MiB), nullptr);   // would need pressure: no
+  EXPECT_EQ(alloc.try_allocate(16 * MiB), nullptr);  // beyond the budget: no error either
+  EXPECT_EQ(alloc.try_allocate(0), nullptr);
+  void* b = alloc.try_allocate(MiB);  // fits beside
+  EXPECT_NE(b, nullptr);
+  EXPECT_EQ(calls, 0);
+  EXPECT_EQ(alloc.stats().pressure_calls, 0u);
+  EXPECT_EQ(alloc.stats().out_of_memory, 0u);
+  alloc.deallocate(a);
+  void* c = alloc.try_allocate(4 * MiB);  // from the cached block
+  EXPECT_NE(c, nullptr);
+  alloc.deallocate(b);
+  alloc.deallocate(c);
+}
+
 TYPED_TEST(PressureHandlers, AreCalledInOrderUntilOneFreesEnough) {
   CachingAllocator alloc(*this->backend_, {.budget = 8 * MiB});
   std::vector<void*> blocks;

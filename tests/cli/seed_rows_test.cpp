@@ -60,6 +60,18 @@ TEST(SeedRows, TheReferenceOfAModelLargerThanTheDeviceNeverEvicts) {
   }
 }
 
+TEST(SeedRows, MixedFitsTheSecondRowForLessThanEveryLayer) {
+  CompareOptions o = sim_options("gpt2-1.5b", 16, "sim:rtx4090", "20GB");
+  o.strategies = {"every-layer", "mixed"};
+  const CompareResult r = run_compare(o);
+  const RunResult& every = run_named(r, "every-layer");
+  const RunResult& mixed = run_named(r, "mixed");
+  ASSERT_TRUE(every.fits && mixed.fits) << every.error << mixed.error;
+  EXPECT_GT(mixed.bytes_offloaded, 0u) << "the 4090's link carries some of the blocks";
+  EXPECT_LT(mixed.recompute_flops, every.recompute_flops) << mixed.plan_description;
+  EXPECT_LT(*mixed.overhead, *every.overhead) << mixed.plan_description;
+}
+
 TEST(SeedRows, BadOptimizerOrDtypeIsAConfigError) {
   CompareOptions o = sim_options("gpt2-124m", 8, "sim:a100-40gb", "70%");
   o.optimizer = "cpu";

@@ -22,6 +22,7 @@
 #include "nn/models/gpt2.hpp"
 #include "nn/nn_rig.hpp"
 #include "nn/ops/ops.hpp"
+#include "nn/plan/mixed_plan.hpp"
 #include "nn/train.hpp"
 
 namespace memento::nn {
@@ -34,6 +35,7 @@ constexpr std::size_t MiB = std::size_t{1} << 20;
     if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device visible"; \
   } while (0)
 
+using testing::gradients;
 using testing::Rig;
 
 std::unique_ptr<Backend> host() { return testing::host_backend(); }
@@ -43,21 +45,6 @@ Gpt2Config tiny(DType dtype) {
   Gpt2Config c = gpt2_preset("gpt2-tiny");
   c.dtype = dtype;
   return c;
-}
-
-/// The parameters' fp32 gradients, copied to the host.
-std::vector<std::vector<unsigned char>> gradients(Rig& s) {
-  std::vector<std::vector<unsigned char>> out;
-  s.backend->synchronize_all();
-  const Stream stream = s.rt.compute_stream();
-  for (TensorId p : s.tape.parameters()) {
-    void* g = s.tape.grad(p);
-    const std::size_t n = s.alloc.requested_size(g);
-    out.emplace_back(n);
-    s.backend->copy_async(out.back().data(), g, n, CopyKind::device_to_host, stream);
-  }
-  s.backend->synchronize(stream);
-  return out;
 }
 
 /// The mean losses of `steps` training steps of gpt2-tiny (seed 11) on `backend`.
@@ -177,6 +164,44 @@ TEST(Gpt2Cuda, GradientsAreBitIdenticalUnderRecomputeAndOffloadAt40Percent) {
       EXPECT_GT(r.stats.counters.discards + r.stats.counters.offloads, 0u) << "nothing evicted";
       EXPECT_TRUE(gradients(s) == want) << "gradients differ from the unlimited run";
     }
+  }
+}
+
+TEST(Gpt2Cuda, AChunkedHeadMatchesTheHostAndRecomputesBitIdentically) {
+  // The head in three uneven chunks (rows, concat_rows, per-chunk logits): the losses close
+  // to the host's in fp32, and with the logits discarded (recomputed per chunk) the same
+  // gradients as with them kept, in fp32 and bf16.
+  SKIP_WITHOUT_GPU();
+  auto losses = [](std::unique_ptr<Backend> backend, DType dt) {
+    Rig s(std::move(backend), 0, "lru");
+    Gpt2Config c = tiny(dt);
+    c.head_chunks = 3;
+    s.model = make_gpt2(c, s.tape, 7);
+    Trainer t(s.tape, *s.model);
+    return t.step(/*update=*/false).loss;
+  };
+  const double host = losses(testing::host_backend(), DType::f32);
+  EXPECT_NEAR(losses(gpu(), DType::f32), host, 1e-4 * std::abs(host));
+  for (DType dt : {DType::f32, DType::bf16}) {
+    SCOPED_TRACE(to_string(dt));
+    Gpt2Config c = tiny(dt);
+    c.head_chunks = 3;
+    std::vector<std::vector<unsigned char>> grads[2];
+    for (bool discard : {false, true}) {
+      MixedSolution keep_all;
+      keep_all.blocks.assign(static_cast<std::size_t>(c.layers), MixedState::keep);
+      keep_all.discard_logits = discard;
+      const auto plan = make_mixed_plan(keep_all, "test");
+      Rig s(gpu(), 0, "lru");
+      s.model = make_gpt2(c, s.tape, 7);
+      s.tape.set_plan(plan.get());
+      Trainer t(s.tape, *s.model);
+      const StepReport r = t.step(/*update=*/false);
+      EXPECT_EQ(r.stats.counters.recomputes, discard ? 3u : 0u);
+      grads[discard] = gradients(s);
+      s.tape.set_plan(nullptr);
+    }
+    EXPECT_TRUE(grads[0] == grads[1]) << "recomputed logits changed the gradients";
   }
 }
 

@@ -3,6 +3,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "memento/backends.hpp"
 #include "memento/pinned_host_pool.hpp"
@@ -30,6 +31,21 @@ struct Rig {
         rt(*backend, alloc, &pool, make_policy(policy)),
         tape(rt, alloc, *backend) {}
 };
+
+/// The parameters' fp32 gradients, copied to the host (any backend but sim).
+inline std::vector<std::vector<unsigned char>> gradients(Rig& s) {
+  std::vector<std::vector<unsigned char>> out;
+  s.backend->synchronize_all();
+  const Stream stream = s.rt.compute_stream();
+  for (TensorId p : s.tape.parameters()) {
+    void* g = s.tape.grad(p);
+    const std::size_t n = s.alloc.requested_size(g);
+    out.emplace_back(n);
+    s.backend->copy_async(out.back().data(), g, n, CopyKind::device_to_host, stream);
+  }
+  s.backend->synchronize(stream);
+  return out;
+}
 
 inline std::unique_ptr<Backend> host_backend() {
   return make_host_backend({.capacity = 2048 * kMiB});

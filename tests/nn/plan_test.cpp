@@ -161,17 +161,6 @@ TEST(Plans, NestedRestoresInnerCheckpointsOneSegmentAtATime) {
   EXPECT_TRUE(blocks.calls.empty());
 }
 
-std::vector<std::vector<unsigned char>> gradients(testing::Rig& s) {
-  std::vector<std::vector<unsigned char>> out;
-  s.backend->synchronize_all();
-  for (TensorId p : s.tape.parameters()) {
-    void* g = s.tape.grad(p);
-    out.emplace_back(s.alloc.requested_size(g));
-    std::memcpy(out.back().data(), g, out.back().size());
-  }
-  return out;
-}
-
 // One step of a model under a plan (no update): its report and its gradients.
 template <typename MakeModel>
 std::tuple<StepReport, std::vector<std::vector<unsigned char>>> run_plan(
@@ -182,7 +171,7 @@ std::tuple<StepReport, std::vector<std::vector<unsigned char>>> run_plan(
   rig->tape.set_plan(plan.get());
   Trainer t(rig->tape, *rig->model);
   StepReport r = t.step(false);
-  return {r, gradients(*rig)};
+  return {r, testing::gradients(*rig)};
 }
 
 TEST(Plans, NestedUsesLessMemoryThanSqrtForMoreRecompute) {

@@ -33,6 +33,7 @@
 namespace memento::nn {
 namespace {
 
+using testing::gradients;
 using testing::Rig;
 using Json = nlohmann::json;
 
@@ -255,18 +256,6 @@ TEST(TraceRecorder, Gpt2TinyOnHostLogsWhatSimLogs) {
   const Recorded on_sim = record_step(s, ts, rs);
   // The same program with the same rates: the same log, line for line.
   EXPECT_EQ(on_host.text, on_sim.text);
-}
-
-std::vector<std::vector<unsigned char>> gradients(Rig& s) {
-  std::vector<std::vector<unsigned char>> out;
-  s.backend->synchronize_all();
-  for (TensorId p : s.tape.parameters()) {
-    const void* g = s.tape.grad(p);
-    const std::size_t n = s.alloc.requested_size(g);
-    out.emplace_back(n);
-    std::memcpy(out.back().data(), g, n);
-  }
-  return out;
 }
 
 TEST(TraceRecorder, ChangesNoGradientOnHost) {

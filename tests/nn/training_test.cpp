@@ -20,21 +20,10 @@ namespace {
 
 constexpr std::size_t MiB = std::size_t{1} << 20;
 
+using testing::gradients;
 using testing::Rig;
 
 std::unique_ptr<Backend> host() { return testing::host_backend(); }
-
-std::vector<std::vector<unsigned char>> gradients(Rig& s) {
-  std::vector<std::vector<unsigned char>> out;
-  s.backend->synchronize_all();
-  for (TensorId p : s.tape.parameters()) {
-    void* g = s.tape.grad(p);
-    const std::size_t n = s.alloc.requested_size(g);
-    out.emplace_back(n);
-    std::memcpy(out.back().data(), g, n);
-  }
-  return out;
-}
 
 TEST(Gpt2, TinyLossFallsOnHost) {
   Rig s(host(), 0, "lru");

@@ -82,6 +82,43 @@ TEST(Steps, ThePrefetcherCopiesBackAheadInTheSecondStep) {
   EXPECT_LE(first.peak_reserved, 12 * kBytes);
 }
 
+TEST(Steps, ALongCopyBackStartsEarlyEnoughToArriveInTime) {
+  // A 1 GiB activation offloaded at the start of the forward (43 ms back over PCIe) and read
+  // last in the backward, after 40 short layers (~2 ms each, forward and backward) whose
+  // uses touch far more than the prefetcher's 16 MiB lookahead in bytes: only a lookahead
+  // in time starts its copy back soon enough. Without history (the first step) the
+  // backward waits for the whole copy.
+  auto backend = make_sim_backend(find_device_profile("a100-40gb"));
+  CachingAllocator alloc(*backend);
+  PinnedHostPool pool(*backend, std::size_t{4} << 30);
+  Runtime rt(*backend, alloc, &pool, make_policy("lru"), {.prefetch_lookahead_bytes = 16 * MiB});
+  auto op = std::make_shared<testing::MixOp>(4e10);
+  TensorId x = rt.constant(MiB);
+  auto step = [&] {
+    rt.begin_step();
+    TensorId big = rt.compute(op, {x}, std::size_t{1} << 30, {1, 0});
+    EXPECT_GT(rt.evict_now(big, EvictAction::offload), 0u);
+    std::vector<TensorId> acts{rt.compute(op, {x}, 8 * MiB, {1, 1})};
+    for (std::uint64_t i = 2; i <= 40; ++i)
+      acts.push_back(rt.compute(op, {acts.back()}, 8 * MiB, {1, i}));
+    for (auto it = acts.rbegin(); it != acts.rend(); ++it) {  // a backward as long
+      rt.free(rt.compute(op, {*it}, 8 * MiB, {2, *it}));
+      rt.free(*it);
+    }
+    (void)rt.use(big);
+    rt.release(big);
+    rt.free(big);
+    return rt.end_step();
+  };
+  const StepStats first = step();
+  const StepStats second = step();
+  ASSERT_TRUE(first.stalled_seconds && second.stalled_seconds);
+  EXPECT_GT(*first.stalled_seconds, 0.03);  // the whole copy, less the last layer
+  EXPECT_GT(second.prefetches_ahead, 0u);
+  EXPECT_LT(*second.stalled_seconds, 0.001);
+  rt.free(x);
+}
+
 /// The unlimited step of sim_step on a fresh runtime: its time and peak.
 StepStats unlimited_sim_step(double flops) {
   auto backend = make_sim_backend(find_device_profile("a100-40gb"));

@@ -15,17 +15,39 @@ namespace {
 const std::vector<Gpt2Config>& presets() {
   // Shapes from the GPT-2 paper / Hugging Face configs; GPT-J-6B from EleutherAI's.
   static const std::vector<Gpt2Config> p = {
-      {"gpt2-tiny", 4, 4, 64, 64, 256, 8, 0.1f, DType::f32},
-      {"gpt2-124m", 12, 12, 768, 1024, 50257, 8, 0.1f, DType::f32},
-      {"gpt2-355m", 24, 16, 1024, 1024, 50257, 8, 0.1f, DType::f32},
-      {"gpt2-774m", 36, 20, 1280, 1024, 50257, 8, 0.1f, DType::f32},
-      {"gpt2-1.5b", 48, 25, 1600, 1024, 50257, 8, 0.1f, DType::f32},
-      {"gpt-j-6b", 28, 16, 4096, 2048, 50400, 1, 0.0f, DType::f32},
+      {"gpt2-tiny", 4, 4, 64, 64, 256, 8, 0.1f, DType::f32, 0},
+      {"gpt2-124m", 12, 12, 768, 1024, 50257, 8, 0.1f, DType::f32, 0},
+      {"gpt2-355m", 24, 16, 1024, 1024, 50257, 8, 0.1f, DType::f32, 0},
+      {"gpt2-774m", 36, 20, 1280, 1024, 50257, 8, 0.1f, DType::f32, 0},
+      {"gpt2-1.5b", 48, 25, 1600, 1024, 50257, 8, 0.1f, DType::f32, 0},
+      {"gpt-j-6b", 28, 16, 4096, 2048, 50400, 1, 0.0f, DType::f32, 0},
   };
   return p;
 }
 
 std::size_t z(long long v) { return static_cast<std::size_t>(v); }
+
+/// The most logits bytes of one chunk of the head when head_chunks is 0 (auto).
+constexpr double kHeadChunkBytes = 256.0 * 1024 * 1024;
+
+/// Rows per chunk of the head: ceil(N / K), with K = head_chunks or, for 0, the smallest K
+/// whose chunk's logits (ceil(N / K) · V · dtype bytes) fit kHeadChunkBytes, at most N.
+int head_chunk_rows(const Gpt2Config& c) {
+  const long long N = static_cast<long long>(c.batch) * c.seq;
+  MEMENTO_EXPECTS(N > 0 && c.vocab > 0,
+                  fmt::format("{}: every dimension must be positive", c.name));
+  MEMENTO_EXPECTS(c.head_chunks >= 0 && c.head_chunks <= N,
+                  fmt::format("{}: head_chunks ({}) must be 0 (auto) or 1 to the B·T = {} rows",
+                              c.name, c.head_chunks, N),
+                  ConfigError);
+  long long K = c.head_chunks;
+  if (K == 0) {
+    const double row = static_cast<double>(c.vocab) * static_cast<double>(dtype_bytes(c.dtype));
+    const auto fit = std::max(1LL, static_cast<long long>(std::floor(kHeadChunkBytes / row)));
+    K = std::min(N, (N + fit - 1) / fit);
+  }
+  return static_cast<int>((N + K - 1) / K);
+}
 
 struct Block {
   TensorId ln1w, ln1b, qkvw, qkvb, projw, projb, ln2w, ln2b, fcw, fcb, fcprojw, fcprojb;
@@ -37,6 +59,7 @@ class Gpt2 final : public Model {
     MEMENTO_EXPECTS(
         c.layers > 0 && c.heads > 0 && c.channels > 0 && c.seq > 0 && c.vocab > 1 && c.batch > 0,
         fmt::format("{}: every dimension must be positive", c.name));
+    head_rows_ = head_chunk_rows(c);
     MEMENTO_EXPECTS(c.channels % c.heads == 0,
                     fmt::format("{}: channels ({}) must be a multiple of heads ({})", c.name,
                                 c.channels, c.heads));
@@ -85,17 +108,54 @@ class Gpt2 final : public Model {
     ChainShape shape;
     shape.blocks = c_.layers;
     shape.input_bytes = s * btc;
-    shape.roles = {{"ln1", s * btc},    {"qkv", 3 * s * btc}, {"att", s * scores},
-                   {"atty", s * btc},   {"x2", s * btc},      {"ln2", s * btc},
-                   {"fc", 4 * s * btc}, {"gelu", 4 * s * btc}};
-    for (const auto& [role, bytes] : shape.roles) shape.saved_bytes += bytes;
+    const int B = c_.batch, T = c_.seq, Ci = c_.channels, NH = c_.heads, N = B * T;
+    const auto cost = [](const OpPtr& op) { return op->cost({}, 0); };
+    const KernelCost ln = cost(make_layernorm(N, Ci, c_.dtype));
+    const KernelCost probs = cost(make_attention_probs(B, T, Ci, NH, c_.dtype));
+    const KernelCost gelu = cost(make_gelu(z(N) * z(4 * Ci), c_.dtype));
+    const KernelCost dropout = cost(make_dropout(z(N) * z(Ci), c_.dropout, c_.dtype));
+    const KernelCost residual = cost(make_residual(z(N) * z(Ci), c_.dtype));
+    const KernelCost qkv = cost(make_linear(N, Ci, 3 * Ci, true, c_.dtype));
+    const KernelCost values = cost(make_attention_values(B, T, Ci, NH, c_.dtype));
+    const KernelCost proj = cost(make_linear(N, Ci, Ci, true, c_.dtype));
+    const KernelCost fc = cost(make_linear(N, Ci, 4 * Ci, true, c_.dtype));
+    // Each role with what recomputes it from the tensors it reads (the scores from qkv, the
+    // norms from the block's input and x2, x2 from the attention's output through the
+    // projection, ...): a selective plan drops the cheapest per byte first; dropping them
+    // all is checkpointing the block.
+    std::vector<KernelCost> x2 = {proj, residual};
+    if (c_.dropout > 0) x2.push_back(dropout);
+    shape.roles = {{"ln1", s * btc, {ln}},       {"qkv", 3 * s * btc, {qkv}},
+                   {"att", s * scores, {probs}}, {"atty", s * btc, {values}},
+                   {"x2", s * btc, x2},          {"ln2", s * btc, {ln}},
+                   {"fc", 4 * s * btc, {fc}},    {"gelu", 4 * s * btc, {gelu}}};
+    for (const BlockRole& r : shape.roles) shape.saved_bytes += r.bytes;
+    // What recomputing a checkpointed block reruns: everything up to its last saved role
+    // (gelu), not the MLP's output projection and residual, whose outputs no backward reads.
+    shape.recompute_kernels = {ln, qkv, probs, values, proj, residual, ln, fc, gelu};
+    if (c_.dropout > 0) shape.recompute_kernels.push_back(dropout);
+    shape.block_kernels = shape.recompute_kernels;
+    shape.block_kernels.push_back(cost(make_linear(N, 4 * Ci, Ci, true, c_.dtype)));
+    shape.block_kernels.push_back(residual);
+    if (c_.dropout > 0) shape.block_kernels.push_back(dropout);
     // Matrix products (qkv, projection, MLP: 24·B·T·C²) and attention (4·B·T²·C).
     shape.block_flops = 24 * bt * C * C + 4 * bt * c_.seq * C;
-    // The parameters, the last block's output, the final norm, and the logits with their
-    // gradient (both live as the backward starts, with every kept activation).
-    shape.backward_bytes = s * (2 * btc + std::max(3 * btc + scores, 8 * btc)) + 4 * 12 * C * C;
-    shape.fixed_bytes =
-        s * static_cast<double>(count_) + s * (2 * btc + 2 * bt * c_.vocab) + 12 * bt;
+    // The backward's gradient buffers: the residual stream's gradient in and out, the
+    // largest op's (the GELU's: its output's and input's gradients, 4 each) and the block's
+    // fp32 parameter gradients. (The attention's score gradients are kernel scratch.)
+    shape.backward_bytes = s * (2 * btc + 8 * btc) + 4 * 12 * C * C;
+    // The head: every chunk's logits (kept unless a plan discards them) and the cost of
+    // recomputing them all from the final norm's output.
+    shape.head_chunks = chunks();
+    shape.head_logits_bytes = s * bt * c_.vocab;
+    for (int k = 0; k < shape.head_chunks; ++k)
+      shape.head_recompute.push_back(
+          cost(make_linear(chunk_rows(k), Ci, c_.vocab, false, c_.dtype)));
+    // The parameters, the last block's output, the final norm, every chunk's logits and one
+    // chunk's logits gradient (live as the backward starts, with every kept activation), and
+    // the fp32 losses with the int32 tokens and targets.
+    shape.fixed_bytes = s * static_cast<double>(count_) + s * 2 * btc + shape.head_logits_bytes +
+                        s * static_cast<double>(head_rows_) * c_.vocab + 12 * bt;
     return shape;
   }
 
@@ -105,14 +165,17 @@ class Gpt2 final : public Model {
     const DType dt = c_.dtype;
     const std::size_t s = dtype_bytes(dt);
     const std::size_t btc = z(N) * z(C) * s;
+    const int K = chunks();
     TensorId tokens = tape.input(z(N) * 4);
-    TensorId targets = tape.input(z(N) * 4);
+    std::vector<TensorId> targets;  // one per chunk of the head
+    for (int k = 0; k < K; ++k) targets.push_back(tape.input(z(chunk_rows(k)) * 4));
     if (tape.backend().info().kind != BackendKind::sim) {
       std::vector<std::int32_t> tok(z(N));
       std::vector<std::int32_t> tgt(z(N));
       batch(step, tok, tgt);
       tape.write(tokens, tok.data(), tok.size() * 4);
-      tape.write(targets, tgt.data(), tgt.size() * 4);
+      for (int k = 0; k < K; ++k)
+        tape.write(targets[z(k)], tgt.data() + z(k) * z(head_rows_), z(chunk_rows(k)) * 4);
     }
     std::uint64_t site = 0;
     auto dropout = [&](TensorId x) {
@@ -152,9 +215,31 @@ class Gpt2 final : public Model {
       x = x3;
     }
     TensorId lnf = tape.apply(make_layernorm(N, C, dt), {x, lnfw_, lnfb_}, btc);
-    TensorId logits = tape.apply(make_linear(N, C, V, false, dt), {lnf, wte_}, z(N) * z(V) * s);
-    TensorId losses = tape.apply(make_crossentropy(N, V, dt), {logits, targets}, z(N) * 4);
-    for (TensorId t : {x, lnf, logits}) tape.release(t);
+    const TensorTag logits_tag{-1, "logits"};
+    if (K == 1) {
+      TensorId logits =
+          tape.apply(make_linear(N, C, V, false, dt), {lnf, wte_}, z(N) * z(V) * s, {}, logits_tag);
+      TensorId losses = tape.apply(make_crossentropy(N, V, dt), {logits, targets[0]}, z(N) * 4);
+      for (TensorId t : {x, lnf, logits}) tape.release(t);
+      return losses;
+    }
+    // The head in chunks of rows: each chunk's logits and losses from its rows of lnf. The
+    // backward then holds one chunk's logits gradient at a time.
+    std::vector<TensorId> chunk_losses;
+    std::vector<int> rows;
+    for (int k = 0; k < K; ++k) {
+      const int r = chunk_rows(k);
+      TensorId lnf_c = tape.apply(make_rows(N, k * head_rows_, r, C, dt), {lnf}, z(r) * z(C) * s);
+      TensorId logits = tape.apply(make_linear(r, C, V, false, dt), {lnf_c, wte_}, z(r) * z(V) * s,
+                                   {}, logits_tag);
+      chunk_losses.push_back(
+          tape.apply(make_crossentropy(r, V, dt), {logits, targets[z(k)]}, z(r) * 4));
+      rows.push_back(r);
+      for (TensorId t : {lnf_c, logits}) tape.release(t);
+    }
+    TensorId losses = tape.apply(make_concat_rows(rows, 1), chunk_losses, z(N) * 4);
+    for (TensorId t : chunk_losses) tape.release(t);
+    for (TensorId t : {x, lnf}) tape.release(t);
     return losses;
   }
 
@@ -178,8 +263,14 @@ class Gpt2 final : public Model {
     }
   }
 
+  /// Chunks of the head: ceil(N / rows per chunk).
+  int chunks() const { return gpt2_head_chunks(c_); }
+  /// Rows of chunk k (the last may be shorter).
+  int chunk_rows(int k) const { return std::min(head_rows_, c_.batch * c_.seq - k * head_rows_); }
+
   Gpt2Config c_;
   std::uint64_t seed_;
+  int head_rows_ = 1;  // rows per chunk of the head
   std::size_t count_ = 0;
   TensorId wte_ = 0, wpe_ = 0, lnfw_ = 0, lnfb_ = 0;
   std::vector<Block> blocks_;
@@ -212,6 +303,12 @@ double gpt2_activation_bytes(const Gpt2Config& c) {
   const double per_layer = 16 * btc + static_cast<double>(c.batch) * c.heads * c.seq * c.seq;
   const double bt = static_cast<double>(c.batch) * c.seq;
   return s * (c.layers * per_layer + 2 * btc + bt * c.vocab) + 12 * bt;
+}
+
+int gpt2_head_chunks(const Gpt2Config& c) {
+  const long long N = static_cast<long long>(c.batch) * c.seq;
+  const long long rows = head_chunk_rows(c);
+  return static_cast<int>((N + rows - 1) / rows);
 }
 
 std::unique_ptr<Model> make_gpt2(const Gpt2Config& config, Tape& tape, std::uint64_t seed) {

@@ -24,12 +24,20 @@ struct Gpt2Config {
   int batch = 4;
   float dropout = 0.0f;
   DType dtype = DType::f32;
+  /// The head (logits and cross-entropy) runs in this many chunks of ceil(B·T / K) rows (the
+  /// last shorter; fewer chunks when K does not divide the rows evenly enough): only one
+  /// chunk's logits gradient is live at a time. 0: the fewest chunks whose logits are at most
+  /// 256 MiB each. 1: the whole head at once.
+  int head_chunks = 0;
 };
 
 /// gpt2-tiny, gpt2-124m, gpt2-355m, gpt2-774m, gpt2-1.5b, gpt-j-6b; ConfigError listing
 /// them otherwise. Batch and sequence are the presets' defaults; change them after.
 [[nodiscard]] Gpt2Config gpt2_preset(std::string_view name);
 [[nodiscard]] std::vector<std::string> gpt2_preset_names();
+
+/// The number of chunks the head runs in (head_chunks resolved; see Gpt2Config).
+[[nodiscard]] int gpt2_head_chunks(const Gpt2Config& c);
 
 /// Activation bytes the forward keeps for the backward, in closed form (see gpt2.cpp).
 [[nodiscard]] double gpt2_activation_bytes(const Gpt2Config& c);

@@ -54,6 +54,9 @@ class Mlp final : public Model {
     shape.saved_bytes = act;  // h (read by the GELU's backward)
     shape.roles = {{"h", act}};
     shape.block_flops = 2.0 * c_.batch * c_.width * c_.width;
+    shape.block_kernels = {make_linear(c_.batch, c_.width, c_.width, true, c_.dtype)->cost({}, 0),
+                           make_gelu(z(c_.batch) * z(c_.width), c_.dtype)->cost({}, 0)};
+    shape.recompute_kernels = {shape.block_kernels.front()};     // h: the GELU's input
     shape.backward_bytes = 2 * act + 4.0 * c_.width * c_.width;  // dx in and out, dW
     shape.fixed_bytes = static_cast<double>(count_) * static_cast<double>(dtype_bytes(c_.dtype)) +
                         static_cast<double>(c_.batch) * (c_.classes * 4.0 + 8.0);

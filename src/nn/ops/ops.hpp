@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <memory>
+#include <vector>
 
 #include "nn/nn_op.hpp"
 
@@ -37,5 +38,13 @@ OpPtr make_residual(std::size_t n, DType dtype);
 OpPtr make_dropout(std::size_t n, float p, DType dtype);
 /// losses[N] (fp32) = -log softmax(logits[N,V])[targets]. Inputs: logits, targets (int32).
 OpPtr make_crossentropy(int N, int V, DType dtype);
+/// out[rows,width] = in[row0 : row0 + rows, :] of in[total_rows,width]. Its backward
+/// accumulates dout into rows row0..row0+rows-1 of the input's gradient (the other rows are
+/// untouched) and reads no forward data.
+OpPtr make_rows(int total_rows, int row0, int rows, int width, DType dtype);
+/// out = the concatenation of K fp32 inputs of rows[k]·width values each (the per-chunk
+/// losses). Its backward accumulates the matching slice of dout into each input's gradient
+/// and reads no forward data.
+OpPtr make_concat_rows(std::vector<int> rows, int width);
 
 }  // namespace memento::nn

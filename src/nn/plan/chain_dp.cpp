@@ -8,6 +8,12 @@
 
 namespace memento::nn {
 
+double chain_limit(const ChainShape& shape, double budget_bytes) {
+  constexpr double kAllocatorMargin = 0.03;
+  if (budget_bytes <= 0) return INFINITY;
+  return budget_bytes * (1 - kAllocatorMargin) - shape.fixed_bytes - shape.backward_bytes;
+}
+
 ChainCosts uniform_chain(const ChainShape& shape) {
   const auto n = static_cast<std::size_t>(shape.blocks);
   return {std::vector<double>(n, shape.input_bytes), std::vector<double>(n, shape.saved_bytes),

@@ -36,6 +36,11 @@ struct ChainSolution {
   double peak_bytes = 0;  ///< beyond the fixed part, by the model above
 };
 
+/// What the chain's activations may use of `budget_bytes` (0: unlimited, infinite): the budget
+/// less a 3% margin for the allocator's rounding and fragmentation, the part no plan changes
+/// and the backward's gradient buffers.
+[[nodiscard]] double chain_limit(const ChainShape& shape, double budget_bytes);
+
 /// A uniform chain from a shape.
 [[nodiscard]] ChainCosts uniform_chain(const ChainShape& shape);
 

@@ -10,6 +10,7 @@
 
 #include "memento/error.hpp"
 #include "nn/plan/chain_dp.hpp"
+#include "nn/plan/mixed_plan.hpp"
 
 namespace memento::nn {
 namespace {
@@ -137,11 +138,17 @@ std::vector<BlockState> uniform_segments(int blocks, int k) {
 }  // namespace
 
 std::vector<std::string> plan_names() {
-  return {"none", "every-layer", "sqrt", "nested", "selective", "offload-blocks", "optimal"};
+  return {"none",      "every-layer",    "sqrt",    "nested",
+          "selective", "offload-blocks", "optimal", "mixed"};
 }
 
 std::unique_ptr<Plan> make_plan(std::string_view name, const ChainShape& shape,
                                 double budget_bytes) {
+  return make_plan(name, shape, PlanTarget{.budget_bytes = budget_bytes});
+}
+
+std::unique_ptr<Plan> make_plan(std::string_view name, const ChainShape& shape,
+                                const PlanTarget& target) {
   MEMENTO_EXPECTS(shape.blocks > 0, "make_plan: the chain has no blocks");
   if (name == "none") return std::make_unique<NonePlan>();
   if (name == "every-layer")
@@ -154,19 +161,14 @@ std::unique_ptr<Plan> make_plan(std::string_view name, const ChainShape& shape,
   if (name == "selective") return std::make_unique<SelectivePlan>();
   if (name == "offload-blocks") return std::make_unique<OffloadBlocksPlan>(shape.blocks);
   if (name == "optimal") {
-    // What the chain may use: the budget less what the plan cannot change, the backward's
-    // gradient buffers and a margin for the allocator's rounding and fragmentation.
-    constexpr double kAllocatorMargin = 0.03;
-    ChainCosts costs = uniform_chain(shape);
     std::optional<ChainSolution> best =
-        solve_chain(costs, budget_bytes > 0 ? budget_bytes * (1 - kAllocatorMargin) -
-                                                  shape.fixed_bytes - shape.backward_bytes
-                                            : INFINITY);
+        solve_chain(uniform_chain(shape), chain_limit(shape, target.budget_bytes));
     // Nothing fits the model: checkpoint every block, the least memory a plan can give,
     // and let the dynamic policy (and OutOfMemory's figures) say the rest.
     return std::make_unique<SegmentPlan>("optimal",
                                          best ? best->states : uniform_segments(shape.blocks, 1));
   }
+  if (name == "mixed") return make_mixed_plan(shape, target);
   MEMENTO_FAIL(ConfigError, fmt::format("unknown plan \"{}\"; accepted: {}", name,
                                         fmt::join(plan_names(), ", ")));
 }

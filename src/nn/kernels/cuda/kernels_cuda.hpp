@@ -185,7 +185,15 @@ void adamw_step(float* params, S* params_copy, const float* grads, float* m, flo
                 std::size_t n, float lr, float beta1, float beta2, float eps, float weight_decay,
                 int t, void* stream);
 
-// ---- 10. helpers (not templates) --------------------------------------------------------
+// ---- 10. row slices ----------------------------------------------------------------------
+/// out[i] = in[i] for i < n (a device-to-device copy on the stream).
+template <typename S>
+void copy(S* out, const S* in, std::size_t n, void* stream);
+/// dst[i] += src[i] for i < n (the gradient of a row slice).
+template <typename S>
+void accumulate(S* dst, const S* src, std::size_t n, void* stream);
+
+// ---- 11. helpers (not templates) --------------------------------------------------------
 /// out[i] = value for i < n (fp32).
 void fill_f32(float* out, std::size_t n, float value, void* stream);
 /// out[i] = to_float(in[i]) for i < n (exact): fp32 master weights from bf16 parameters.
