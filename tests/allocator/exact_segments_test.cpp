@@ -37,6 +37,25 @@ TEST(ExactSegments, ReservedBytesAreTheLiveBytes) {
   EXPECT_EQ(s.reserved.peak, 1u + 513 + 4096 + (3u << 20) + (5u << 20) + 7);
 }
 
+TEST(ExactSegments, TryAllocateTakesExactlyWhatIsLeft) {
+  auto backend = make_sim_backend(find_device_profile("a100-40gb"));
+  CachingAllocator alloc(*backend, AllocatorOptions{1000, true});
+  int calls = 0;
+  alloc.add_pressure_handler([&](std::size_t, Stream) -> std::size_t {
+    ++calls;
+    return 0;
+  });
+  void* a = alloc.try_allocate(600);
+  ASSERT_NE(a, nullptr);
+  EXPECT_EQ(alloc.try_allocate(401), nullptr);  // one byte over: no pressure round
+  void* b = alloc.try_allocate(400);            // exactly the rest
+  EXPECT_NE(b, nullptr);
+  EXPECT_EQ(alloc.stats().reserved.current, 1000u);
+  EXPECT_EQ(calls, 0);
+  alloc.deallocate(a);
+  alloc.deallocate(b);
+}
+
 TEST(ExactSegments, TheBudgetIsExactAndPressureHandlersFreeMemory) {
   auto backend = make_sim_backend(find_device_profile("a100-40gb"));
   CachingAllocator alloc(*backend, AllocatorOptions{3000, true});
