@@ -38,6 +38,7 @@ class CachingAllocator::Impl {
   std::size_t budget() const;
   void release_cached();
   AllocatorStats stats() const;
+  std::size_t active_bytes() const;
   void reset_peaks();
   std::vector<SegmentSnapshot> snapshot() const;
   Backend& backend() const noexcept { return backend_; }

@@ -31,6 +31,11 @@ AllocatorStats CachingAllocator::Impl::stats() const {
   return s;
 }
 
+std::size_t CachingAllocator::Impl::active_bytes() const {
+  std::lock_guard lock(mutex_);
+  return stats_.active.current;
+}
+
 void CachingAllocator::Impl::reset_peaks() {
   std::lock_guard lock(mutex_);
   for (StatCounter* c : {&stats_.allocated, &stats_.requested, &stats_.reserved, &stats_.active,

@@ -404,6 +404,7 @@ void CachingAllocator::set_budget(std::size_t bytes) { impl_->set_budget(bytes);
 std::size_t CachingAllocator::budget() const { return impl_->budget(); }
 void CachingAllocator::release_cached() { impl_->release_cached(); }
 AllocatorStats CachingAllocator::stats() const { return impl_->stats(); }
+std::size_t CachingAllocator::active_bytes() const { return impl_->active_bytes(); }
 void CachingAllocator::reset_peaks() { impl_->reset_peaks(); }
 std::vector<SegmentSnapshot> CachingAllocator::snapshot() const { return impl_->snapshot(); }
 Backend& CachingAllocator::backend() const noexcept { return impl_->backend(); }

@@ -132,6 +132,11 @@ PinnedPoolStats PinnedHostPool::stats() const {
   return stats_;
 }
 
+std::size_t PinnedHostPool::in_use_bytes() const {
+  std::lock_guard lock(mutex_);
+  return stats_.in_use;
+}
+
 void PinnedHostPool::free_buffer(Buffer& b) noexcept {
   if (b.has_event) backend_.destroy_event(b.last_use);
   b.has_event = false;

@@ -2,10 +2,11 @@
 # The README's seed table: three published activation-checkpointing results reproduced on
 # the sim backend. For each row, every strategy runs at the row's budget; the table gives
 # every-layer checkpointing (HF gradient_checkpointing) beside the fastest strategy that fits.
-# Usage: scripts/seed-table.sh [build/memento]
+# Usage: scripts/seed-table.sh [build/memento] [eager|fused]   (the attention; default eager)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 memento=${1:-build/memento}
+attention=${2:-eager}
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 rows=(
@@ -16,14 +17,15 @@ rows=(
 i=0
 for row in "${rows[@]}"; do
   # shellcheck disable=SC2086
-  "$memento" compare --model $row --strategies all,optimal+dtr --steps 3 --out "$out/$i" >/dev/null 2>&1
+  "$memento" compare --model $row --attention "$attention" --strategies all,optimal+dtr --steps 3 \
+    --out "$out/$i" >/dev/null 2>&1
   i=$((i + 1))
 done
 python3 - "$out" "${#rows[@]}" <<'PY'
 import json, sys
 out, n = sys.argv[1], int(sys.argv[2])
 gib = 2**30
-print(f"| model, batch, device | unlimited peak | budget | every-layer | memento's best | best / every-layer |")
+print(f"| model, batch, device ({json.load(open(f'{out}/0/results.json'))['assumptions']['attention']} attention) | unlimited peak | budget | every-layer | memento's best | best / every-layer |")
 print(f"|---|---|---|---|---|---|")
 for i in range(n):
     d = json.load(open(f"{out}/{i}/results.json"))

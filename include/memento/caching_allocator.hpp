@@ -78,7 +78,10 @@ class CachingAllocator {
   /// Waits for pending stream events and gives every fully free segment back.
   void release_cached();
 
+  /// All the counters, and the free bytes found by walking every segment's blocks.
   [[nodiscard]] AllocatorStats stats() const;
+  /// stats().active.current without the walk: cheap enough for every tensor use.
+  [[nodiscard]] std::size_t active_bytes() const;
   void reset_peaks();
   [[nodiscard]] std::vector<SegmentSnapshot> snapshot() const;
 

@@ -42,6 +42,8 @@ class PinnedHostPool {
   void release_cached();
 
   [[nodiscard]] PinnedPoolStats stats() const;
+  /// stats().in_use alone.
+  [[nodiscard]] std::size_t in_use_bytes() const;
   /// NUMA node buffers are placed on (-1: unknown, no placement).
   [[nodiscard]] int numa_node() const noexcept { return numa_node_; }
 

@@ -255,8 +255,8 @@ CompareResult run_compare(const CompareOptions& o) {
   std::size_t smallest = 0;  // the smallest byte budget, else the device's capacity
   for (const Budget& b : budgets)
     if (b.bytes > 0 && (smallest == 0 || b.bytes < smallest)) smallest = b.bytes;
-  if (smallest == 0 && o.optimizer == "auto") smallest = device_capacity(setup.device);
-  setup.model = parse_model(o.model, o.batch, o.seq, o.dtype, o.optimizer, setup.device, smallest);
+  if (smallest == 0 && o.workload.optimizer == "auto") smallest = device_capacity(setup.device);
+  setup.model = parse_model(o.workload, setup.device, smallest);
   MEMENTO_EXPECTS(o.steps >= 1, "--steps must be at least 1", ConfigError);
   setup.host_budget =
       o.host_budget ? parse_bytes(*o.host_budget, "--host-budget") : std::size_t{16} << 30;
@@ -293,7 +293,7 @@ CompareResult run_compare(const CompareOptions& o) {
   if (staging) u.trace_file = "trace-unlimited.json";
   end(u);
   MEMENTO_EXPECTS(u.fits,
-                  fmt::format("{} does not fit {} even without a budget: {}", o.model,
+                  fmt::format("{} does not fit {} even without a budget: {}", o.workload.model,
                               facts.device_name.empty() ? o.device : facts.device_name, u.error),
                   ConfigError);
   setup.persistent_bytes = persistent_bytes(setup.model, facts.parameters);
@@ -341,7 +341,7 @@ CompareResult run_compare(const CompareOptions& o) {
   const auto& m = setup.model.mlp_config;
   const bool sim = facts.kind == BackendKind::sim;
   auto& a = result.assumptions;
-  a["model"] = o.model;
+  a["model"] = o.workload.model;
   if (setup.model.mlp) {
     a["layers"] = m.layers, a["width"] = m.width, a["classes"] = m.classes, a["batch"] = m.batch;
   } else {
@@ -354,7 +354,10 @@ CompareResult run_compare(const CompareOptions& o) {
   a["device_capacity_bytes"] = facts.capacity;
   a["clock"] = sim ? "virtual (the sim backend's model)" : "wall";
   a["optimizer_state"] = host_optimizer ? "host" : "device";
-  if (!setup.model.mlp) a["head_chunks"] = nn::gpt2_head_chunks(setup.model.gpt);
+  if (!setup.model.mlp) {
+    a["head_chunks"] = nn::gpt2_head_chunks(g);
+    a["attention"] = nn::to_string(g.attention);
+  }
   a["steps"] = o.steps;
   a["policy_for_planners"] = policy;
   a["host_budget_bytes"] = setup.host_budget;
@@ -368,9 +371,10 @@ CompareResult run_compare(const CompareOptions& o) {
                     ? fmt::format("mlp: {} layers, width {}, {} classes, batch {}", m.layers,
                                   m.width, m.classes, m.batch)
                     : fmt::format("{}: {} layers, {} heads, width {}, seq {}, vocab {}, batch {}, "
-                                  "head (logits and loss) in {} chunk{} of rows",
-                                  o.model, g.layers, g.heads, g.channels, g.seq, g.vocab, g.batch,
-                                  nn::gpt2_head_chunks(g), nn::gpt2_head_chunks(g) > 1 ? "s" : "")},
+                                  "{} attention, head (logits and loss) in {} chunk{} of rows",
+                                  o.workload.model, g.layers, g.heads, g.channels, g.seq, g.vocab,
+                                  g.batch, nn::to_string(g.attention), nn::gpt2_head_chunks(g),
+                                  nn::gpt2_head_chunks(g) > 1 ? "s" : "")},
       {"parameters", fmt::format("{:.2f}M", static_cast<double>(facts.parameters) / 1e6)},
       {"dtype", dtype},
       {"device",
@@ -434,8 +438,8 @@ int run_default_compare() {
   run_compare(host);
   fmt::print("\n");
   CompareOptions sim;  // a real size on the simulator: predicted memory and time
-  sim.model = "gpt2-124m";
-  sim.batch = 8;
+  sim.workload.model = "gpt2-124m";
+  sim.workload.batch = 8;
   sim.device = "sim:a100-40gb";
   run_compare(sim);
   return 0;

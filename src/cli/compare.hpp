@@ -13,16 +13,13 @@
 #include <utility>
 #include <vector>
 
+#include "cli/workload.hpp"
 #include "memento/error.hpp"
 
 namespace memento::cli {
 
 struct CompareOptions {
-  std::string model = "gpt2-tiny";  // a GPT-2 preset, or mlp
-  int batch = 0;                    // 0: the preset's
-  int seq = 0;                      // 0: the preset's (GPT-2 only)
-  std::string dtype = "auto";       // fp32, bf16, or auto (see parse_model in workload.hpp)
-  std::string optimizer = "auto";   // where AdamW lives: device, host or auto
+  WorkloadOptions workload;  // model, batch, seq, dtype, optimizer, attention
   std::string device = "host";
   /// Byte sizes (8GiB, 512MB) or percentages of the UNLIMITED PEAK (70%), not of the device.
   std::vector<std::string> budgets = {"70%", "50%"};

@@ -9,6 +9,7 @@
 #include "cli/plan.hpp"
 #include "cli/replay.hpp"
 #include "cli/train.hpp"
+#include "cli/workload.hpp"
 #include "memento/config.hpp"
 #include "memento/error.hpp"
 
@@ -45,6 +46,9 @@ int main(int argc, char** argv) {
   train_cmd->add_option("--host-budget", train.host_budget, "pinned host memory for offloads");
   train_cmd->add_option("--policy", train.policy, "eviction policy (MEMENTO_POLICY names)");
   train_cmd->add_option("--dtype", train.dtype, "fp32 or bf16 (bf16: cuda and sim)");
+  train_cmd->add_option("--attention", train.attention,
+                        "GPT-2's attention: eager (the scores are an activation) or fused (one "
+                        "op, the scores are scratch)");
   train_cmd->add_option("--steps", train.steps, "training steps")->check(CLI::Range(1, 100000));
   train_cmd->add_option("--batch", train.batch, "batch size (default: the preset's)")
       ->check(CLI::Range(1, 65536));
@@ -65,21 +69,7 @@ int main(int argc, char** argv) {
       "compare",
       "run a model under several budgets with several strategies (static plans, eviction "
       "policies) and compare peak memory and step time against the unlimited run");
-  compare_cmd->add_option("--model", compare.model,
-                          "gpt2-tiny, gpt2-124m, gpt2-355m, gpt2-774m, gpt2-1.5b, gpt-j-6b or mlp");
-  compare_cmd->add_option("--batch", compare.batch, "batch size (default: the preset's)")
-      ->check(CLI::Range(1, 65536));
-  compare_cmd->add_option("--seq", compare.seq, "sequence length (default: the preset's)")
-      ->check(CLI::Range(1, 1 << 20));
-  compare_cmd->add_option(
-      "--dtype", compare.dtype,
-      "fp32, bf16 or auto (default: fp32, or bf16 on sim and cuda when auto moves AdamW to "
-      "the host)");
-  compare_cmd->add_option(
-      "--optimizer", compare.optimizer,
-      "where AdamW's state and step live: device, host (ZeRO-Offload style: fp32 master "
-      "weights, m, v and the update on the CPU, gradients streamed off the device) or auto "
-      "(default: host when device-side training cannot fit the smallest budget)");
+  cli::add_workload_options(*compare_cmd, compare.workload);
   compare_cmd->add_option("--device", compare.device, "host[:CAPACITY], sim:PROFILE or cuda[:N]");
   compare_cmd
       ->add_option("--budget", compare.budgets,
@@ -110,20 +100,7 @@ int main(int argc, char** argv) {
       "plan",
       "the strategy that fits a budget with the least overhead, or the smallest budget "
       "that fits");
-  plan_cmd->add_option("--model", plan.model, "a GPT-2 preset or mlp");
-  plan_cmd->add_option("--batch", plan.batch, "batch size (default: the preset's)")
-      ->check(CLI::Range(1, 65536));
-  plan_cmd->add_option("--seq", plan.seq, "sequence length (default: the preset's)")
-      ->check(CLI::Range(1, 1 << 20));
-  plan_cmd->add_option(
-      "--dtype", plan.dtype,
-      "fp32, bf16 or auto (default: fp32, or bf16 on sim and cuda when auto moves AdamW to "
-      "the host)");
-  plan_cmd->add_option(
-      "--optimizer", plan.optimizer,
-      "where AdamW's state and step live: device, host (ZeRO-Offload style: fp32 master "
-      "weights, m, v and the update on the CPU, gradients streamed off the device) or auto "
-      "(default: host when device-side training cannot fit the smallest budget)");
+  cli::add_workload_options(*plan_cmd, plan.workload);
   plan_cmd->add_option("--device", plan.device, "sim:PROFILE (a prediction), host or cuda[:N]");
   plan_cmd->add_option("--budget", plan.budget,
                        "one budget: bytes (8GiB) or a percentage of the unlimited peak");

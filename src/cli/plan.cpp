@@ -15,16 +15,14 @@ namespace {
 // Every probe trains the same workload: auto's choices are made once, for the budget asked.
 CompareOptions base_options(const PlanOptions& o) {
   CompareOptions c;
-  c.model = o.model;
-  c.batch = o.batch;
-  c.seq = o.seq;
+  c.workload = o.workload;
   const DeviceSpec device = parse_device(o.device, "--device");
   std::size_t budget = 0;
   if (!o.budget.empty() && o.budget.back() != '%') budget = parse_bytes(o.budget, "--budget");
   if (budget == 0) budget = device_capacity(device);
-  const ModelSpec m = parse_model(o.model, o.batch, o.seq, o.dtype, o.optimizer, device, budget);
-  c.dtype = m.dtype() == nn::DType::bf16 ? "bf16" : "fp32";
-  c.optimizer = m.optimizer == nn::OptimizerPlacement::host ? "host" : "device";
+  const ModelSpec m = parse_model(o.workload, device, budget);
+  c.workload.dtype = m.dtype() == nn::DType::bf16 ? "bf16" : "fp32";
+  c.workload.optimizer = m.optimizer == nn::OptimizerPlacement::host ? "host" : "device";
   c.device = o.device;
   c.steps = o.steps;
   c.seed = o.seed;
@@ -56,7 +54,7 @@ int run_plan(const PlanOptions& o) {
     result = run_compare(c);
   } catch (const NothingFits&) {
   }
-  fmt::print("memento plan: {} on {}, budget {}\n", o.model, o.device, o.budget);
+  fmt::print("memento plan: {} on {}, budget {}\n", o.workload.model, o.device, o.budget);
   if (result) {
     for (const auto& [key, value] : result->summary) fmt::print("  {}: {}\n", key, value);
     const RunResult* best = nullptr;

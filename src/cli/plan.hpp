@@ -7,14 +7,12 @@
 #include <optional>
 #include <string>
 
+#include "cli/workload.hpp"
+
 namespace memento::cli {
 
 struct PlanOptions {
-  std::string model = "gpt2-124m";
-  int batch = 0;
-  int seq = 0;
-  std::string dtype = "auto";      // as in CompareOptions
-  std::string optimizer = "auto";  // as in CompareOptions
+  WorkloadOptions workload{.model = "gpt2-124m"};
   std::string device = "sim:a100-40gb";
   std::string budget = "8GiB";  // bytes, or a percentage of the unlimited peak
   int steps = 3;

@@ -63,6 +63,8 @@ int run_train(const TrainOptions& o) {
   nn::Tape tape(rt, alloc, *backend);
   std::unique_ptr<nn::Model> model;
   if (o.model == "mlp") {
+    MEMENTO_EXPECTS(o.attention == "eager",
+                    "--attention applies to the GPT-2 models only, not to mlp", ConfigError);
     nn::MlpConfig c;
     c.dtype = dtype;
     if (o.batch > 0) c.batch = o.batch;
@@ -70,6 +72,7 @@ int run_train(const TrainOptions& o) {
   } else {
     nn::Gpt2Config c = nn::gpt2_preset(o.model);
     c.dtype = dtype;
+    c.attention = nn::parse_attention(o.attention);
     if (o.batch > 0) c.batch = o.batch;
     if (o.seq > 0) c.seq = o.seq;
     model = nn::make_gpt2(c, tape, o.seed);

@@ -15,6 +15,7 @@ struct TrainOptions {
   std::optional<std::string> host_budget;  // pinned host memory for offloads
   std::string policy = "auto";
   std::string dtype = "fp32";
+  std::string attention = "eager";  // GPT-2's: eager or fused
   int steps = 10;
   int batch = 0;  // 0: the preset's
   int seq = 0;    // 0: the preset's

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <CLI/CLI.hpp>
+
 #include "memento/backends.hpp"
 #include "memento/caching_allocator.hpp"
 #include "memento/device_profile.hpp"
@@ -32,9 +34,32 @@ double device_floor_bytes(ModelSpec m) {
 
 }  // namespace
 
-ModelSpec parse_model(const std::string& model, int batch, int seq, const std::string& dtype,
-                      const std::string& optimizer, const DeviceSpec& device,
+void add_workload_options(CLI::App& command, WorkloadOptions& o) {
+  command.add_option("--model", o.model,
+                     "gpt2-tiny, gpt2-124m, gpt2-355m, gpt2-774m, gpt2-1.5b, gpt-j-6b or mlp");
+  command.add_option("--batch", o.batch, "batch size (default: the preset's)")
+      ->check(CLI::Range(1, 65536));
+  command.add_option("--seq", o.seq, "sequence length (default: the preset's)")
+      ->check(CLI::Range(1, 1 << 20));
+  command.add_option("--dtype", o.dtype,
+                     "fp32, bf16 or auto (default: fp32, or bf16 on sim and cuda when auto moves "
+                     "AdamW to the host)");
+  command.add_option("--optimizer", o.optimizer,
+                     "where AdamW's state and step live: device, host (ZeRO-Offload style: fp32 "
+                     "master weights, m, v and the update on the CPU, gradients streamed off the "
+                     "device) or auto (default: host when device-side training cannot fit the "
+                     "smallest budget)");
+  command.add_option("--attention", o.attention,
+                     "GPT-2's attention: eager (default; the scores are an activation, as Hugging "
+                     "Face's eager attention) or fused (one op whose scores are scratch, as "
+                     "FlashAttention; sim times it as a FlashAttention-2 kernel)");
+}
+
+ModelSpec parse_model(const WorkloadOptions& o, const DeviceSpec& device,
                       std::size_t smallest_budget) {
+  const std::string& dtype = o.dtype;
+  const std::string& optimizer = o.optimizer;
+  const int batch = o.batch, seq = o.seq;
   MEMENTO_EXPECTS(dtype == "fp32" || dtype == "bf16" || dtype == "auto",
                   fmt::format("--dtype=\"{}\" is not accepted; accepted: fp32, bf16, auto", dtype),
                   ConfigError);
@@ -44,12 +69,15 @@ ModelSpec parse_model(const std::string& model, int batch, int seq, const std::s
       ConfigError);
   MEMENTO_EXPECTS(batch >= 0 && seq >= 0, "--batch and --seq must be positive", ConfigError);
   ModelSpec m;
-  if (model == "mlp") {
+  if (o.model == "mlp") {
     MEMENTO_EXPECTS(seq == 0, "--seq does not apply to the mlp model", ConfigError);
+    MEMENTO_EXPECTS(o.attention == "eager",
+                    "--attention applies to the GPT-2 models only, not to mlp", ConfigError);
     m.mlp = true;
     if (batch > 0) m.mlp_config.batch = batch;
   } else {
-    m.gpt = nn::gpt2_preset(model);  // ConfigError listing the presets
+    m.gpt = nn::gpt2_preset(o.model);  // ConfigError listing the presets
+    m.gpt.attention = nn::parse_attention(o.attention);
     if (batch > 0) m.gpt.batch = batch;
     if (seq > 0) m.gpt.seq = seq;
   }

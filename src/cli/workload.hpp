@@ -12,7 +12,24 @@
 #include "nn/models/mlp.hpp"
 #include "nn/train.hpp"
 
+namespace CLI {
+class App;
+}
+
 namespace memento::cli {
+
+/// The workload options compare and plan share, as the user gave them.
+struct WorkloadOptions {
+  std::string model = "gpt2-tiny";  // a GPT-2 preset, or mlp
+  int batch = 0;                    // 0: the preset's
+  int seq = 0;                      // 0: the preset's (GPT-2 only)
+  std::string dtype = "auto";       // fp32, bf16, or auto (see parse_model)
+  std::string optimizer = "auto";   // where AdamW lives: device, host or auto
+  std::string attention = "eager";  // GPT-2's attention: eager or fused
+};
+
+/// --model, --batch, --seq, --dtype, --optimizer and --attention on `command`.
+void add_workload_options(CLI::App& command, WorkloadOptions& options);
 
 struct ModelSpec {
   bool mlp = false;
@@ -24,13 +41,12 @@ struct ModelSpec {
 };
 
 /// The model as the options name it. `dtype` is fp32, bf16 or auto; `optimizer` is device,
-/// host or auto. auto: AdamW stays on the device (fp32) unless the smallest footprint of
-/// device-side training (everything but one block's activations checkpointed) exceeds
-/// `smallest_budget` bytes; then it goes to the host, with bf16 weights when `dtype` is
-/// auto and the device is not the host backend. ConfigError for bad values.
-[[nodiscard]] ModelSpec parse_model(const std::string& model, int batch, int seq,
-                                    const std::string& dtype, const std::string& optimizer,
-                                    const DeviceSpec& device, std::size_t smallest_budget);
+/// host or auto; `attention` eager or fused (GPT-2 only). auto: AdamW stays on the device (fp32)
+/// unless the smallest footprint of device-side training (everything but one block's activations
+/// checkpointed) exceeds `smallest_budget` bytes; then it goes to the host, with bf16 weights when
+/// `dtype` is auto and the device is not the host backend. ConfigError for bad values.
+[[nodiscard]] ModelSpec parse_model(const WorkloadOptions& options, const DeviceSpec& device,
+                                    std::size_t smallest_budget);
 
 [[nodiscard]] std::unique_ptr<nn::Model> build_model(const ModelSpec& m, nn::Tape& tape,
                                                      std::uint64_t seed);

@@ -78,7 +78,7 @@ void Runtime::note_use(TensorId id) {
   auto it = ordinal_.find(id);
   if (it == ordinal_.end()) return;  // created before the step: not part of its pattern
   order_.push_back(
-      {it->second, step_work_, registry_->at(id).desc.bytes, allocator_.stats().active.current});
+      {it->second, step_work_, registry_->at(id).desc.bytes, allocator_.active_bytes()});
   // Follow the previous step: move past this use there, then copy back what comes next.
   for (std::size_t i = cursor_; i < last_order_.size(); ++i)
     if (last_order_[i].ordinal == it->second) {
@@ -114,7 +114,7 @@ void Runtime::prefetch_ahead() {
   std::unordered_set<TensorId> seen;  // each tensor once, at its next use
   // Every evicted byte sits in the host pool: a use further away than the link needs for
   // all of them (with the safety) cannot make any copy due, so the scan stops there.
-  const double horizon = kLinkSafety * static_cast<double>(host_pool_->stats().in_use) / link;
+  const double horizon = kLinkSafety * static_cast<double>(host_pool_->in_use_bytes()) / link;
   std::size_t ahead = 0;
   std::size_t peak = 0;
   std::size_t early = 0;  // bytes copied back (or on their way) for uses not reached yet

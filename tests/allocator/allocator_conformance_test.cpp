@@ -235,6 +235,22 @@ TYPED_TEST(AllocatorConformance, RecordStreamOfAnUnknownStreamLeavesTheBlockInta
   EXPECT_EQ(s.reserved.current, 0u);
 }
 
+TYPED_TEST(AllocatorConformance, ActiveBytesIsTheStatsCounterWithoutTheWalk) {
+  constexpr std::size_t MiB = std::size_t{1} << 20;
+  CachingAllocator alloc(*this->backend_);
+  EXPECT_EQ(alloc.active_bytes(), 0u);
+  void* p = alloc.allocate(3 * MiB);
+  void* q = alloc.allocate(5000);
+  EXPECT_EQ(alloc.active_bytes(), alloc.stats().active.current);
+  EXPECT_GE(alloc.active_bytes(), 3 * MiB + 5000);
+  alloc.deallocate(p);
+  EXPECT_EQ(alloc.active_bytes(), alloc.stats().active.current);
+  alloc.deallocate(q);
+  this->backend_->synchronize_all();
+  alloc.release_cached();
+  EXPECT_EQ(alloc.active_bytes(), 0u);
+}
+
 TYPED_TEST(AllocatorConformance, PeaksResetAndTheStatsTableNamesEveryFigure) {
   CachingAllocator alloc(*this->backend_);
   void* p = alloc.allocate(std::size_t{3} << 20);

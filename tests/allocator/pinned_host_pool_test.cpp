@@ -30,7 +30,10 @@ TYPED_TEST(PinnedPool, BuffersAreCachedAndReused) {
   EXPECT_EQ(s.misses, 1u);
   EXPECT_EQ(s.hits, 1u);
   EXPECT_EQ(s.reserved, 4 * MiB);
+  EXPECT_EQ(pool.in_use_bytes(), s.in_use);
+  EXPECT_EQ(pool.in_use_bytes(), 4 * MiB);
   pool.deallocate(b, Backend::default_stream());
+  EXPECT_EQ(pool.in_use_bytes(), 0u);
 }
 
 TYPED_TEST(PinnedPool, BudgetExhaustionRefusesInsteadOfThrowing) {

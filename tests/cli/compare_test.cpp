@@ -33,7 +33,7 @@ class CompareTest : public ::testing::Test {
 
   CompareOptions options() const {
     CompareOptions o;
-    o.model = "gpt2-tiny";
+    o.workload.model = "gpt2-tiny";
     o.device = "host";
     o.budgets = {"70%", "45%"};
     o.strategies = {"none", "every-layer", "recompute", "offload", "sqrt+dtr"};
@@ -76,13 +76,33 @@ TEST_F(CompareTest, EveryRunFitsItsBudgetWithTheUnlimitedLoss) {
   }
 }
 
+TEST_F(CompareTest, FusedAttentionFitsWithTheEagerLossInLessMemory) {
+  CompareOptions o = options();
+  o.budgets = {"60%"};
+  o.strategies = {"every-layer", "mixed", "recompute"};
+  o.out.reset();
+  const CompareResult eager = run_compare(o);
+  o.workload.attention = "fused";
+  const CompareResult fused = run_compare(o);
+  EXPECT_EQ(fused.assumptions["attention"], "fused");
+  ASSERT_TRUE(fused.unlimited.loss && eager.unlimited.loss);
+  EXPECT_EQ(*fused.unlimited.loss, *eager.unlimited.loss);  // the same kernels, the same bits
+  EXPECT_LT(fused.unlimited.peak_bytes, eager.unlimited.peak_bytes);
+  for (const RunResult& r : fused.runs) {
+    SCOPED_TRACE(r.strategy.name);
+    ASSERT_TRUE(r.fits) << r.error;
+    EXPECT_LE(r.peak_bytes, r.budget_bytes);
+    EXPECT_EQ(*r.loss, *fused.unlimited.loss);
+  }
+}
+
 TEST_F(CompareTest, WritesResultsJsonCsvTracesAndCharts) {
   const CompareResult result = run_compare(options());
   std::ifstream f(dir_ / "results.json");
   ASSERT_TRUE(f.good());
   const nlohmann::json j = nlohmann::json::parse(f);
   for (const char* key : {"model", "layers", "heads", "width", "seq", "vocab", "batch", "dtype",
-                          "device", "optimizer_state"})
+                          "device", "optimizer_state", "attention", "head_chunks"})
     EXPECT_TRUE(j["assumptions"].contains(key)) << key;
   EXPECT_EQ(j["assumptions"]["optimizer_state"], "device");
   EXPECT_EQ(j["unlimited"]["peak_bytes"].get<std::size_t>(), result.unlimited.peak_bytes);
@@ -169,7 +189,7 @@ TEST_F(CompareTest, BadInputFailsAndWritesNoResults) {
     EXPECT_FALSE(fs::exists(dir_ / "results.json")) << message;
   };
   CompareOptions o = options();
-  o.model = "gpt5";
+  o.workload.model = "gpt5";
   fails(o, "unknown model preset \"gpt5\"");
   o = options();
   o.strategies = {"sqrt", "fastest"};
@@ -181,8 +201,15 @@ TEST_F(CompareTest, BadInputFailsAndWritesNoResults) {
   o.budgets = {"0%"};
   fails(o, "must be a number in (0, 100]");
   o = options();
-  o.dtype = "fp8";
+  o.workload.dtype = "fp8";
   fails(o, "--dtype=\"fp8\"");
+  o = options();
+  o.workload.attention = "flash";
+  fails(o, "attention \"flash\" is not accepted; accepted: eager");
+  o = options();
+  o.workload.model = "mlp";
+  o.workload.attention = "fused";
+  fails(o, "--attention applies to the GPT-2 models only");
 
   // A budget below what any strategy needs: every run is out of memory, which is an error,
   // and a results.json of an earlier sweep in the directory does not survive it.

@@ -13,8 +13,8 @@ namespace {
 CompareOptions sim_options(const std::string& model, int batch, const std::string& device,
                            const std::string& budget) {
   CompareOptions o;
-  o.model = model;
-  o.batch = batch;
+  o.workload.model = model;
+  o.workload.batch = batch;
   o.device = device;
   o.budgets = {budget};
   o.strategies = {"every-layer", "optimal"};
@@ -72,12 +72,33 @@ TEST(SeedRows, MixedFitsTheSecondRowForLessThanEveryLayer) {
   EXPECT_LT(*mixed.overhead, *every.overhead) << mixed.plan_description;
 }
 
+TEST(SeedRows, WithFusedAttentionMixedFitsTheFirstRowForLessThanEveryLayer) {
+  // No scores to keep or recompute: the mixed plan drops the cheap roles and offloads a few
+  // blocks, every-layer still recomputes every block.
+  CompareOptions o = sim_options("gpt2-124m", 32, "sim:a100-40gb", "8GB");
+  o.workload.attention = "fused";
+  o.strategies = {"every-layer", "mixed"};
+  const CompareResult r = run_compare(o);
+  EXPECT_EQ(r.assumptions["attention"], "fused");
+  const RunResult& every = run_named(r, "every-layer");
+  const RunResult& mixed = run_named(r, "mixed");
+  ASSERT_TRUE(every.fits && mixed.fits) << every.error << mixed.error;
+  EXPECT_LE(mixed.peak_bytes, mixed.budget_bytes);
+  EXPECT_LT(mixed.recompute_flops, every.recompute_flops) << mixed.plan_description;
+  EXPECT_LT(*mixed.overhead, *every.overhead) << mixed.plan_description;
+  // The same row with eager attention peaks higher without a budget: the scores.
+  CompareOptions eager = o;
+  eager.workload.attention = "eager";
+  eager.strategies = {"every-layer"};
+  EXPECT_GT(run_compare(eager).unlimited.peak_bytes, r.unlimited.peak_bytes);
+}
+
 TEST(SeedRows, BadOptimizerOrDtypeIsAConfigError) {
   CompareOptions o = sim_options("gpt2-124m", 8, "sim:a100-40gb", "70%");
-  o.optimizer = "cpu";
+  o.workload.optimizer = "cpu";
   EXPECT_THROW((void)run_compare(o), ConfigError);
-  o.optimizer = "auto";
-  o.dtype = "fp16";
+  o.workload.optimizer = "auto";
+  o.workload.dtype = "fp16";
   EXPECT_THROW((void)run_compare(o), ConfigError);
 }
 

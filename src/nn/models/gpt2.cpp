@@ -117,6 +117,8 @@ class Gpt2 final : public Model {
     const KernelCost residual = cost(make_residual(z(N) * z(Ci), c_.dtype));
     const KernelCost qkv = cost(make_linear(N, Ci, 3 * Ci, true, c_.dtype));
     const KernelCost values = cost(make_attention_values(B, T, Ci, NH, c_.dtype));
+    const KernelCost fused = cost(make_fused_attention(B, T, Ci, NH, c_.dtype));
+    const bool eager = c_.attention == Attention::eager;
     const KernelCost proj = cost(make_linear(N, Ci, Ci, true, c_.dtype));
     const KernelCost fc = cost(make_linear(N, Ci, 4 * Ci, true, c_.dtype));
     // Each role with what recomputes it from the tensors it reads (the scores from qkv, the
@@ -125,24 +127,37 @@ class Gpt2 final : public Model {
     // all is checkpointing the block.
     std::vector<KernelCost> x2 = {proj, residual};
     if (c_.dropout > 0) x2.push_back(dropout);
-    shape.roles = {{"ln1", s * btc, {ln}},       {"qkv", 3 * s * btc, {qkv}},
-                   {"att", s * scores, {probs}}, {"atty", s * btc, {values}},
-                   {"x2", s * btc, x2},          {"ln2", s * btc, {ln}},
-                   {"fc", 4 * s * btc, {fc}},    {"gelu", 4 * s * btc, {gelu}}};
+    // With fused attention there are no scores to keep, and the attention's output is
+    // recomputed by the fused op from qkv.
+    shape.roles = {{"ln1", s * btc, {ln}}, {"qkv", 3 * s * btc, {qkv}}};
+    if (eager) shape.roles.push_back({"att", s * scores, {probs}});
+    shape.roles.push_back({"atty", s * btc, {eager ? values : fused}});
+    shape.roles.insert(shape.roles.end(), {{"x2", s * btc, x2},
+                                           {"ln2", s * btc, {ln}},
+                                           {"fc", 4 * s * btc, {fc}},
+                                           {"gelu", 4 * s * btc, {gelu}}});
     for (const BlockRole& r : shape.roles) shape.saved_bytes += r.bytes;
     // What recomputing a checkpointed block reruns: everything up to its last saved role
     // (gelu), not the MLP's output projection and residual, whose outputs no backward reads.
-    shape.recompute_kernels = {ln, qkv, probs, values, proj, residual, ln, fc, gelu};
+    shape.recompute_kernels = {ln, qkv};
+    if (eager) {
+      shape.recompute_kernels.insert(shape.recompute_kernels.end(), {probs, values});
+    } else {
+      shape.recompute_kernels.push_back(fused);
+    }
+    shape.recompute_kernels.insert(shape.recompute_kernels.end(), {proj, residual, ln, fc, gelu});
     if (c_.dropout > 0) shape.recompute_kernels.push_back(dropout);
     shape.block_kernels = shape.recompute_kernels;
     shape.block_kernels.push_back(cost(make_linear(N, 4 * Ci, Ci, true, c_.dtype)));
     shape.block_kernels.push_back(residual);
     if (c_.dropout > 0) shape.block_kernels.push_back(dropout);
-    // Matrix products (qkv, projection, MLP: 24·B·T·C²) and attention (4·B·T²·C).
-    shape.block_flops = 24 * bt * C * C + 4 * bt * c_.seq * C;
+    // Matrix products (qkv, projection, MLP: 24·B·T·C²) and attention (4·B·T²·C; fused: on
+    // the causal triangle only).
+    shape.block_flops = 24 * bt * C * C + (eager ? 4 : 2) * bt * c_.seq * C;
     // The backward's gradient buffers: the residual stream's gradient in and out, the
     // largest op's (the GELU's: its output's and input's gradients, 4 each) and the block's
-    // fp32 parameter gradients. (The attention's score gradients are kernel scratch.)
+    // fp32 parameter gradients. (The attention's scores and their gradients are kernel
+    // scratch.)
     shape.backward_bytes = s * (2 * btc + 8 * btc) + 4 * 12 * C * C;
     // The head: every chunk's logits (kept unless a plan discards them) and the cost of
     // recomputing them all from the final norm's output.
@@ -194,10 +209,15 @@ class Gpt2 final : public Model {
       TensorId ln1 = tape.apply(make_layernorm(N, C, dt), {x, b.ln1w, b.ln1b}, btc, {}, tag("ln1"));
       TensorId qkv = tape.apply(make_linear(N, C, 3 * C, true, dt), {ln1, b.qkvw, b.qkvb}, 3 * btc,
                                 {}, tag("qkv"));
-      TensorId att = tape.apply(make_attention_probs(B, T, C, NH, dt), {qkv},
-                                z(B) * z(NH) * z(T) * z(T) * s, {}, tag("att"));
-      TensorId atty =
-          tape.apply(make_attention_values(B, T, C, NH, dt), {qkv, att}, btc, {}, tag("atty"));
+      TensorId att = 0;  // eager attention's scores
+      TensorId atty = 0;
+      if (c_.attention == Attention::eager) {
+        att = tape.apply(make_attention_probs(B, T, C, NH, dt), {qkv},
+                         z(B) * z(NH) * z(T) * z(T) * s, {}, tag("att"));
+        atty = tape.apply(make_attention_values(B, T, C, NH, dt), {qkv, att}, btc, {}, tag("atty"));
+      } else {
+        atty = tape.apply(make_fused_attention(B, T, C, NH, dt), {qkv}, btc, {}, tag("atty"));
+      }
       TensorId proj =
           dropout(tape.apply(make_linear(N, C, C, true, dt), {atty, b.projw, b.projb}, btc));
       TensorId x2 = tape.apply(make_residual(z(N) * z(C), dt), {x, proj}, btc, {}, tag("x2"));
@@ -211,7 +231,11 @@ class Gpt2 final : public Model {
       // The next block's input; after the last block, the head's (not planned).
       TensorId x3 = tape.apply(make_residual(z(N) * z(C), dt), {x2, fcp}, btc, {},
                                l + 1 < L ? TensorTag{l + 1, "input"} : TensorTag{});
-      for (TensorId t : {x, ln1, qkv, att, atty, proj, x2, ln2, fc, g, fcp}) tape.release(t);
+      // The eager scores are released in their old place among the rest: the order of
+      // releases is when plans drop or copy tensors, and the published figures rest on it.
+      std::vector<TensorId> done = {x, ln1, qkv, atty, proj, x2, ln2, fc, g, fcp};
+      if (c_.attention == Attention::eager) done.insert(done.begin() + 3, att);
+      for (TensorId t : done) tape.release(t);
       x = x3;
     }
     TensorId lnf = tape.apply(make_layernorm(N, C, dt), {x, lnfw_, lnfb_}, btc);
@@ -278,6 +302,17 @@ class Gpt2 final : public Model {
 
 }  // namespace
 
+const char* to_string(Attention a) noexcept { return a == Attention::eager ? "eager" : "fused"; }
+
+Attention parse_attention(std::string_view text) {
+  if (text == "eager") return Attention::eager;
+  if (text == "fused") return Attention::fused;
+  MEMENTO_FAIL(ConfigError,
+               fmt::format("attention \"{}\" is not accepted; accepted: eager (the scores are an "
+                           "activation), fused (one op, the scores are scratch)",
+                           text));
+}
+
 Gpt2Config gpt2_preset(std::string_view name) {
   for (const Gpt2Config& c : presets())
     if (c.name == name) return c;
@@ -294,13 +329,15 @@ std::vector<std::string> gpt2_preset_names() {
 double gpt2_activation_bytes(const Gpt2Config& c) {
   // Kept for the backward, per layer: its input x and x2 (read by the layer norms'
   // backward), ln1 and ln2 outputs, qkv (3), the attention output, the MLP's fc output and
-  // GELU output (4 each): 16 B·T·C; plus the scores B·NH·T². The residual branches'
+  // GELU output (4 each): 16 B·T·C; plus, with eager attention, the scores B·NH·T². The
+  // residual branches'
   // outputs and the dropouts are not kept (their backward reads nothing). After the
   // blocks: the last x, the final norm's output and the logits (B·T·V), plus the fp32 losses
   // and the int32 tokens and targets.
   const double btc = static_cast<double>(c.batch) * c.seq * c.channels;
   const double s = static_cast<double>(dtype_bytes(c.dtype));
-  const double per_layer = 16 * btc + static_cast<double>(c.batch) * c.heads * c.seq * c.seq;
+  const double scores = static_cast<double>(c.batch) * c.heads * c.seq * c.seq;
+  const double per_layer = 16 * btc + (c.attention == Attention::eager ? scores : 0);
   const double bt = static_cast<double>(c.batch) * c.seq;
   return s * (c.layers * per_layer + 2 * btc + bt * c.vocab) + 12 * bt;
 }

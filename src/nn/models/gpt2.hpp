@@ -5,6 +5,7 @@
 // block, so its memory and FLOPs are close to the real model's but it is not GPT-J.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -13,6 +14,15 @@
 #include "nn/models/model.hpp"
 
 namespace memento::nn {
+
+/// How a block computes attention. eager: two ops, with the scores att[B,NH,T,T] an activation
+/// the runtime keeps, drops or offloads (Hugging Face's "eager"). fused: one op whose scores
+/// are scratch, recomputed by its backward (FlashAttention, PyTorch's SDPA).
+enum class Attention : std::uint8_t { eager, fused };
+
+[[nodiscard]] const char* to_string(Attention a) noexcept;
+/// "eager" or "fused"; ConfigError naming the accepted values otherwise.
+[[nodiscard]] Attention parse_attention(std::string_view text);
 
 struct Gpt2Config {
   std::string name = "custom";
@@ -29,6 +39,7 @@ struct Gpt2Config {
   /// chunk's logits gradient is live at a time. 0: the fewest chunks whose logits are at most
   /// 256 MiB each. 1: the whole head at once.
   int head_chunks = 0;
+  Attention attention = Attention::eager;
 };
 
 /// gpt2-tiny, gpt2-124m, gpt2-355m, gpt2-774m, gpt2-1.5b, gpt-j-6b; ConfigError listing

@@ -62,23 +62,6 @@ class AttentionProbs final : public NnOp {
   DType dtype_;
 };
 
-/// out[b,t,h·hs+i] = Σ_{u ≤ t} att[b,h,t,u] · v[b,u,h·hs+i], in u order (deterministic).
-void attend_values(float* out, const float* qkv, const float* att, const Shape& s) {
-  const int hs = s.C / s.NH;
-  const auto C3 = static_cast<std::size_t>(3 * s.C);
-  for (int b = 0; b < s.B; ++b)
-    for (int t = 0; t < s.T; ++t)
-      for (int h = 0; h < s.NH; ++h) {
-        float* o = out + (static_cast<std::size_t>(b) * s.T + t) * s.C + h * hs;
-        const float* a = att + ((static_cast<std::size_t>(b) * s.NH + h) * s.T + t) * s.T;
-        for (int i = 0; i < hs; ++i) o[i] = 0;
-        for (int u = 0; u <= t; ++u) {
-          const float* v = qkv + (static_cast<std::size_t>(b) * s.T + u) * C3 + 2 * s.C + h * hs;
-          for (int i = 0; i < hs; ++i) o[i] += a[u] * v[i];
-        }
-      }
-}
-
 class AttentionValues final : public NnOp {
  public:
   AttentionValues(Shape s, DType dtype) : s_(s), dtype_(dtype) {}
@@ -89,9 +72,10 @@ class AttentionValues final : public NnOp {
             dtype_ == DType::bf16};
   }
   Kernel make_kernel(std::span<const Storage> in, Storage out, const RngState&) const override {
-    Kernel k = detail::kernel(
-        "attention values", cost({}, 0), dtype_,
-        [qkv = in[0], att = in[1], out, s = s_] { attend_values(f(out), f(qkv), f(att), s); });
+    Kernel k = detail::kernel("attention values", cost({}, 0), dtype_,
+                              [qkv = in[0], att = in[1], out, s = s_] {
+                                cpu::attention_values(f(out), f(qkv), f(att), s.B, s.T, s.C, s.NH);
+                              });
 #if MEMENTO_HAS_CUDA
     // No CUDA launcher computes att · V alone: rerun the whole attention forward with the
     // scores in scratch. The recomputed att has the same bits as the stored `att` input (the

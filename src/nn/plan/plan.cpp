@@ -101,13 +101,21 @@ class NestedPlan final : public Plan {
 
 /// Megatron's selective recomputation: only the attention scores are dropped (they are the
 /// largest activation per FLOP to recompute). Models without attention drop nothing.
+/// With fused attention there are no scores outside the attention op: nothing is dropped.
 class SelectivePlan final : public Plan {
  public:
+  explicit SelectivePlan(bool has_scores) : has_scores_(has_scores) {}
   std::string name() const override { return "selective"; }
   PlanAction at_release(const TensorTag& tag) const override {
     return tag.block >= 0 && tag.role == "att" ? PlanAction::discard : PlanAction::keep;
   }
-  std::string describe() const override { return "attention scores recomputed, the rest kept"; }
+  std::string describe() const override {
+    return has_scores_ ? "attention scores recomputed, the rest kept"
+                       : "no attention scores to recompute (fused attention or none): all kept";
+  }
+
+ private:
+  bool has_scores_;
 };
 
 /// Activation offloading by block (torchao / torchtune style): every block's saved
@@ -158,7 +166,11 @@ std::unique_ptr<Plan> make_plan(std::string_view name, const ChainShape& shape,
     return std::make_unique<SegmentPlan>("sqrt", uniform_segments(shape.blocks, k));
   }
   if (name == "nested") return std::make_unique<NestedPlan>(shape.blocks);
-  if (name == "selective") return std::make_unique<SelectivePlan>();
+  if (name == "selective") {
+    const bool scores = std::any_of(shape.roles.begin(), shape.roles.end(),
+                                    [](const BlockRole& r) { return r.name == "att"; });
+    return std::make_unique<SelectivePlan>(scores);
+  }
   if (name == "offload-blocks") return std::make_unique<OffloadBlocksPlan>(shape.blocks);
   if (name == "optimal") {
     std::optional<ChainSolution> best =

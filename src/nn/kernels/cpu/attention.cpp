@@ -118,6 +118,23 @@ void attention_backward(T* dqkv, T* dpreatt, T* datt, const T* dout, const T* qk
   });
 }
 
+void attention_values(float* out, const float* qkv, const float* att, int B, int seq, int C,
+                      int NH) {
+  const int hs = C / NH;
+  const auto C3 = static_cast<std::size_t>(3 * C);
+  for (int b = 0; b < B; ++b)
+    for (int t = 0; t < seq; ++t)
+      for (int h = 0; h < NH; ++h) {
+        float* o = out + (static_cast<std::size_t>(b) * seq + t) * C + h * hs;
+        const float* a = att + ((static_cast<std::size_t>(b) * NH + h) * seq + t) * seq;
+        for (int i = 0; i < hs; ++i) o[i] = 0;
+        for (int u = 0; u <= t; ++u) {
+          const float* v = qkv + (static_cast<std::size_t>(b) * seq + u) * C3 + 2 * C + h * hs;
+          for (int i = 0; i < hs; ++i) o[i] += a[u] * v[i];
+        }
+      }
+}
+
 #define MEMENTO_NN_INSTANTIATE(T)                                               \
   template void attention_forward<T>(T*, T*, T*, const T*, int, int, int, int); \
   template void attention_backward<T>(T*, T*, T*, const T*, const T*, const T*, int, int, int, int);

@@ -63,6 +63,11 @@ void gelu_backward(T* dinp, const T* inp, const T* dout, std::size_t n);
 template <typename T>
 void attention_forward(T* out, T* preatt, T* att, const T* qkv, int B, int seq, int C, int NH);
 
+/// out[b,t,h·hs+i] = Σ_{u ≤ t} att[b,h,t,u] · v[b,u,h·hs+i], summed in u order: the attention
+/// output from probabilities att (attention_forward's) alone, fp32.
+void attention_values(float* out, const float* qkv, const float* att, int B, int seq, int C,
+                      int NH);
+
 /// dqkv[B,seq,3C] += from dout, qkv and the forward's att; dpreatt and datt [B,NH,seq,seq] are
 /// scratch.
 template <typename T>
