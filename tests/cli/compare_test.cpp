@@ -3,15 +3,14 @@
 // bad input that fails before anything is written.
 #include "cli/compare.hpp"
 
-#include <fmt/format.h>
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 #include <string>
 
 #include "cli/report_files.hpp"
+#include "cli/temp_dir_test.hpp"
 #include "memento/error.hpp"
 #include "memento/policy.hpp"
 #include "nn/plan/plan.hpp"
@@ -21,16 +20,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-class CompareTest : public ::testing::Test {
+class CompareTest : public testing::TempDirTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           fmt::format("memento-compare-test-{}-{}", ::getpid(),
-                       ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
   CompareOptions options() const {
     CompareOptions o;
     o.workload.model = "gpt2-tiny";
@@ -42,8 +33,6 @@ class CompareTest : public ::testing::Test {
     o.print = false;
     return o;
   }
-
-  fs::path dir_;
 };
 
 TEST_F(CompareTest, EveryRunFitsItsBudgetWithTheUnlimitedLoss) {

@@ -1,9 +1,7 @@
 // `memento replay` called as a function: results.json is {"log", "assumptions", "runs"}
 // with the unlimited runs first in "runs" and in results.csv, the files appear through
 // Staging (nothing left behind), and a log whose recorded time is 0 has no slowdown.
-#include <fmt/format.h>
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -13,22 +11,19 @@
 
 #include "cli/replay.hpp"
 #include "cli/replay_report.hpp"
+#include "cli/temp_dir_test.hpp"
 
 namespace memento::cli {
 namespace {
 
 namespace fs = std::filesystem;
 
-class ReplayCliTest : public ::testing::Test {
+class ReplayCliTest : public testing::TempDirTest {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           fmt::format("memento-replay-test-{}-{}", ::getpid(),
-                       ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
+    TempDirTest::SetUp();
     fs::create_directories(dir_);
   }
-  void TearDown() override { fs::remove_all(dir_); }
 
   ReplayCliOptions options() const {
     ReplayCliOptions o;
@@ -45,8 +40,6 @@ class ReplayCliTest : public ::testing::Test {
     s << in.rdbuf();
     return s.str();
   }
-
-  fs::path dir_;
 };
 
 TEST_F(ReplayCliTest, ResultsListEveryRunTheUnlimitedOnesFirst) {

@@ -11,16 +11,19 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
 #include "memento/backends.hpp"
 #include "memento/pinned_host_pool.hpp"
 #include "memento/runtime.hpp"
+#include "nn/cuda_kernels_test_util.hpp"
 #include "nn/kernels/cuda/blas_registry.hpp"
 #include "nn/kernels/cuda/kernels_cuda.hpp"
 #include "nn/models/gpt2.hpp"
 #include "nn/nn_rig.hpp"
+#include "nn/nn_test_util.hpp"
 #include "nn/ops/ops.hpp"
 #include "nn/plan/mixed_plan.hpp"
 #include "nn/train.hpp"
@@ -204,6 +207,52 @@ TEST(Gpt2Cuda, AChunkedHeadMatchesTheHostAndRecomputesBitIdentically) {
     }
     EXPECT_TRUE(grads[0] == grads[1]) << "recomputed logits changed the gradients";
   }
+}
+
+TEST(NnCudaOps, FusedAttentionInGroupsHasTheEagerPairsBits) {
+  // Three sequences through the fused op one at a time (no scratch allowed beyond one
+  // sequence's), two at a time (the last group shorter) and all at once, against the eager
+  // pair: the same output and the same gradient accumulated into a prefilled dqkv.
+  SKIP_WITHOUT_GPU();
+  using cuda::kernel_test::check_cuda;
+  using cuda::kernel_test::DeviceBuffer;
+  constexpr int B = 3, T = 24, C = 32, NH = 4;
+  const std::size_t nqkv = B * T * 3 * C, nout = B * T * C, nscores = B * NH * T * T;
+  std::mt19937_64 rng(5);
+  const auto qkv_h = testing::random_vector<float>(rng, nqkv, -2, 2);
+  const auto dout_h = testing::random_vector<float>(rng, nout);
+  const auto dqkv_h = testing::random_vector<float>(rng, nqkv);
+  cudaStream_t stream = nullptr;
+  TEST_CUDA(cudaStreamCreate(&stream));
+  const std::size_t sequence = (4 * NH * T * T + T * C) * sizeof(float);
+  auto run = [&](bool fused, std::size_t scratch) {
+    DeviceBuffer<float> qkv(qkv_h), dout(dout_h), dqkv(dqkv_h), out(nout), att(nscores);
+    const Storage sq{qkv.get(), nqkv * 4}, so{out.get(), nout * 4}, sa{att.get(), nscores * 4};
+    const std::vector<Storage> din = {{dqkv.get(), nqkv * 4}, {}};
+    if (fused) {
+      const OpPtr op = make_fused_attention(B, T, C, NH, DType::f32, scratch);
+      const std::vector<Storage> in = {sq};
+      op->make_kernel(in, so, {}).cuda(stream);
+      op->make_backward(in, so, {dout.get(), nout * 4}, din, {}).cuda(stream);
+    } else {
+      const std::vector<Storage> in = {sq}, in2 = {sq, sa};
+      make_attention_probs(B, T, C, NH, DType::f32)->make_kernel(in, sa, {}).cuda(stream);
+      const OpPtr values = make_attention_values(B, T, C, NH, DType::f32);
+      values->make_kernel(in2, so, {}).cuda(stream);
+      values->make_backward(in2, so, {dout.get(), nout * 4}, din, {}).cuda(stream);
+    }
+    TEST_CUDA(cudaStreamSynchronize(stream));
+    return std::pair{out.download(), dqkv.download()};
+  };
+  const auto [out, dqkv] = run(false, 0);
+  for (std::size_t scratch : {std::size_t{0}, 2 * sequence, 3 * sequence}) {
+    SCOPED_TRACE(scratch);
+    const auto [fout, fdqkv] = run(true, scratch);
+    EXPECT_EQ(0, std::memcmp(fout.data(), out.data(), nout * sizeof(float)));
+    EXPECT_EQ(0, std::memcmp(fdqkv.data(), dqkv.data(), nqkv * sizeof(float)));
+  }
+  cuda::release_blas(stream);
+  TEST_CUDA(cudaStreamDestroy(stream));
 }
 
 TEST(Gpt2Cuda, FusedAttentionMatchesEagerAndRecomputesBitIdentically) {

@@ -247,3 +247,53 @@ TEST(MixedPlan, EveryStateTrainsBitIdenticallyOnTheHost) {
 
 }  // namespace
 }  // namespace memento::nn
+
+namespace memento::nn {
+namespace {
+
+TEST(SelectivePlan, DropsTheFewestCheapestRolesThatFit) {
+  // Four blocks of a = 1 and s = 10 in roles x (4 B, 1 s), y (3 B, 3 s), z (2 B, 4 s) and a
+  // role nothing recomputes: x is cheapest per byte, then y, then z. Every block dropping
+  // its k cheapest keeps 11 - d_k, and the peak (three blocks thinned, the last restored
+  // whole) is 3 (11 - d_k) + 11: 32, 23 and 17 for k = 1, 2, 3.
+  ChainShape sh{
+      4, 1, 10,
+      1, 0, {{"z", 2, {timed(4)}}, {"x", 4, {timed(1)}}, {"y", 3, {timed(3)}}, {"w", 1, {}}}};
+  const auto limit = [](double bytes) { return PlanTarget{.budget_bytes = bytes / 0.97}; };
+  const auto drops = [&](const PlanTarget& t) { return solve_selective(sh, t)->selective_drops; };
+  using Names = std::vector<std::string>;
+  EXPECT_EQ(drops(limit(32)), Names({"x"}));
+  EXPECT_EQ(drops(limit(31.9)), Names({"x", "y"}));
+  EXPECT_EQ(drops(limit(23)), Names({"x", "y"}));
+  EXPECT_EQ(drops(limit(22.9)), Names({"x", "y", "z"}));
+  EXPECT_EQ(drops(PlanTarget{}), Names({"x"}));  // no budget: the cheapest alone
+  const MixedSolution s = *solve_selective(sh, limit(30));
+  EXPECT_DOUBLE_EQ(s.extra_seconds, 4 * (1 + 3));
+  EXPECT_DOUBLE_EQ(s.peak_bytes, 23);
+  EXPECT_EQ(std::count(s.blocks.begin(), s.blocks.end(), MixedState::selective), 4);
+  // Nothing fits: every role that can be recomputed, and the description says it misses.
+  EXPECT_EQ(drops(limit(10)), Names({"x", "y", "z"}));
+  auto over = make_plan("selective", sh, 10 / 0.97);
+  EXPECT_NE(over->describe().find("still over the budget"), std::string::npos);
+  // The plan: named selective, its roles dropped in every block, the rest and logits kept.
+  auto plan = make_plan("selective", sh, 30 / 0.97);
+  EXPECT_EQ(plan->name(), "selective");
+  EXPECT_EQ(plan->at_release({3, "y"}), PlanAction::discard);
+  EXPECT_EQ(plan->at_release({0, "z"}), PlanAction::keep);
+  EXPECT_EQ(plan->at_release({0, "w"}), PlanAction::keep);
+  EXPECT_EQ(plan->at_release({0, "input"}), PlanAction::keep);
+  EXPECT_EQ(plan->at_release({-1, "logits"}), PlanAction::keep);
+}
+
+TEST(SelectivePlan, WithoutRecomputeKernelsDropsTheScoresAlone) {
+  ChainShape sh{3, 1, 4, 1, 0, {{"att", 2}, {"fc", 2}}};
+  EXPECT_FALSE(solve_selective(sh, PlanTarget{}));
+  auto plan = make_plan("selective", sh, 0);
+  EXPECT_EQ(plan->at_release({1, "att"}), PlanAction::discard);
+  EXPECT_EQ(plan->at_release({1, "fc"}), PlanAction::keep);
+  sh.roles = {{"fc", 2}};
+  EXPECT_NE(make_plan("selective", sh, 0)->describe().find("all kept"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace memento::nn

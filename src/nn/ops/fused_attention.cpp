@@ -4,10 +4,12 @@
 //
 // The kernels are the unfused ones (nn/kernels/{cpu,cuda}/attention) run a group of
 // sequences at a time with the scores and their gradients in scratch of at most
-// `max_scratch` bytes, so the arithmetic is exactly attention_probs + attention_values' and
-// the results are the same bits. The cost, what the sim backend times, is a fused kernel's
-// (FlashAttention-2): matrix products on the causal triangle only, HBM traffic of qkv, out and
-// their gradients only. Real backends time what they run.
+// max(`max_scratch`, one sequence's) bytes, so the arithmetic is exactly attention_probs +
+// attention_values' and the results are the same bits. The cost, what the sim backend
+// times, is a fused kernel's (FlashAttention-2): matrix products on the causal triangle
+// only, HBM traffic of qkv, out and their gradients only (an idealisation: it ignores the
+// re-reads of K and V per query tile, and counts reading out for the backward's row sums,
+// which this implementation recomputes instead). Real backends time what they run.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -38,9 +40,10 @@ struct Shape {
 class FusedAttention final : public NnOp {
  public:
   FusedAttention(Shape s, DType dtype, std::size_t max_scratch) : s_(s), dtype_(dtype) {
-    // Forward: scores and probabilities; backward: those, their gradients and out.
-    const std::size_t per_sequence = 4 * s_.scores() * dtype_bytes(dtype_);
-    group_ = std::clamp(static_cast<int>(max_scratch / per_sequence), 1, std::max(1, s_.B));
+    // Backward (the most): the scores, probabilities, their gradients and out.
+    const std::size_t per_sequence = (4 * s_.scores() + s_.out()) * dtype_bytes(dtype_);
+    group_ = static_cast<int>(
+        std::clamp<std::size_t>(max_scratch / per_sequence, 1, static_cast<std::size_t>(s_.B)));
   }
   std::string name() const override { return "fused attention"; }
   KernelCost cost(std::span<const std::size_t>, std::size_t) const override {

@@ -31,9 +31,10 @@ OpPtr make_attention_probs(int B, int T, int C, int NH, DType dtype);
 /// (through the scores too), so attention_probs has no backward of its own.
 OpPtr make_attention_values(int B, int T, int C, int NH, DType dtype);
 /// out[B,T,C] = causal softmax attention of qkv[B,T,3C], as one op whose scores are scratch
-/// of at most `max_scratch` bytes (a group of sequences at a time): FlashAttention's memory
-/// behaviour, the same bits as attention_probs + attention_values. Its backward recomputes
-/// the scores from qkv; the sim backend times it as a fused (FlashAttention-2) kernel.
+/// of at most max(`max_scratch`, one sequence's) bytes (a group of sequences at a time):
+/// FlashAttention's memory behaviour, the same bits as attention_probs + attention_values. Its
+/// backward recomputes the scores from qkv; the sim backend times it as a fused (FlashAttention-2)
+/// kernel.
 OpPtr make_fused_attention(int B, int T, int C, int NH, DType dtype,
                            std::size_t max_scratch = std::size_t{64} << 20);
 /// GELU, tanh approximation.

@@ -64,8 +64,9 @@ std::vector<std::string> first(const std::vector<std::string>& names, std::size_
 
 class MixedPlan final : public Plan {
  public:
-  MixedPlan(MixedSolution s, std::string how) : s_(std::move(s)), how_(std::move(how)) {}
-  std::string name() const override { return "mixed"; }
+  MixedPlan(MixedSolution s, std::string how, std::string name = "mixed")
+      : s_(std::move(s)), how_(std::move(how)), name_(std::move(name)) {}
+  std::string name() const override { return name_; }
   PlanAction at_release(const TensorTag& tag) const override {
     if (tag.block < 0 || static_cast<std::size_t>(tag.block) >= s_.blocks.size())
       return tag.role == "logits" && s_.discard_logits ? PlanAction::discard : PlanAction::keep;
@@ -122,7 +123,26 @@ class MixedPlan final : public Plan {
  private:
   MixedSolution s_;
   std::string how_;
+  std::string name_;
 };
+
+/// What the blocks may use beside the rest of the fixed part: the budget less the margin,
+/// the parameters and what the trainer holds (fixed_bytes without the logits and their
+/// chunk of gradient, which exist only around the head). Infinite without a budget.
+double block_limit(const ChainShape& shape, const PlanTarget& target) {
+  return target.budget_bytes > 0 ? chain_limit(shape, target.budget_bytes) + shape.backward_bytes +
+                                       shape.head_logits_bytes + logits_chunk(shape)
+                                 : INFINITY;
+}
+
+/// The peak of the memory model (see mixed_plan.hpp): at the head, or as the last block
+/// (`last` bytes of the `resident` ones) runs or is restored whole.
+double model_peak(const ChainShape& shape, double resident, double last, double head_bytes,
+                  double in_flight_bytes) {
+  const double whole = shape.input_bytes + shape.saved_bytes;
+  return std::max(resident + head_bytes,
+                  resident - last + whole + std::max(shape.backward_bytes, in_flight_bytes));
+}
 
 }  // namespace
 
@@ -139,12 +159,7 @@ std::optional<MixedSolution> solve_mixed(const ChainShape& shape, const PlanTarg
   const Droppable drop = droppable_roles(shape, target);
   const std::size_t R = drop.names.size();
   const double logits = shape.head_logits_bytes, chunk = logits_chunk(shape);
-  // What the blocks may use beside the rest of the fixed part: the budget less the margin,
-  // the parameters and what the trainer holds (fixed_bytes without the logits and their
-  // chunk of gradient, which exist only around the head).
-  const double base = target.budget_bytes > 0 ? chain_limit(shape, target.budget_bytes) +
-                                                    shape.backward_bytes + logits + chunk
-                                              : INFINITY;
+  const double base = block_limit(shape, target);
   const double link = target.link_bytes_per_s;
   const double host = target.host_bytes * kMixedHostShare;
 
@@ -181,11 +196,8 @@ std::optional<MixedSolution> solve_mixed(const ChainShape& shape, const PlanTarg
               // copies in flight.
               const double resident = n_keep * (a + s) + n_sel * sel_block + n_ck * a;
               const double last = n_keep > 0 ? a + s : n_sel > 0 ? sel_block : n_ck > 0 ? a : 0;
-              const double peak =
-                  std::max(resident + head_bytes,
-                           resident - last + a + s +
-                               std::max(shape.backward_bytes,
-                                        std::min<double>(n_off, in_flight) * off_block));
+              const double peak = model_peak(shape, resident, last, head_bytes,
+                                             std::min<double>(n_off, in_flight) * off_block);
               if (peak > base) break;  // more selective blocks only add memory
               const double extra = n_sel * drop.seconds[ks] + n_off * drop.seconds[ko] +
                                    n_ck * t_block + head_seconds;
@@ -213,6 +225,41 @@ std::optional<MixedSolution> solve_mixed(const ChainShape& shape, const PlanTarg
                    [](MixedState st) { return st == MixedState::offload; }))
     best->offload_drops.clear();
   return best;
+}
+
+std::optional<MixedSolution> solve_selective(const ChainShape& shape, const PlanTarget& target) {
+  MEMENTO_EXPECTS(shape.blocks > 0, "solve_selective: the chain has no blocks");
+  const Droppable drop = droppable_roles(shape, target);
+  if (drop.names.empty()) return std::nullopt;
+  const double whole = shape.input_bytes + shape.saved_bytes;
+  const double base = block_limit(shape, target);
+  const double head_bytes = shape.head_logits_bytes + logits_chunk(shape);
+  std::size_t k = 1;
+  double peak = 0;
+  for (;; ++k) {
+    const double block = whole - drop.bytes[k];
+    peak = model_peak(shape, shape.blocks * block, block, head_bytes, 0);
+    if (peak <= base || k == drop.names.size()) break;
+  }
+  MixedSolution s;
+  s.blocks.assign(static_cast<std::size_t>(shape.blocks), MixedState::selective);
+  s.selective_drops = first(drop.names, k);
+  s.extra_seconds = shape.blocks * drop.seconds[k];
+  s.peak_bytes = peak;
+  return s;
+}
+
+std::unique_ptr<Plan> make_selective_plan(const ChainShape& shape, const PlanTarget& target) {
+  const std::optional<MixedSolution> s = solve_selective(shape, target);
+  if (!s) return nullptr;
+  const bool fits = s->peak_bytes <= block_limit(shape, target);
+  return std::make_unique<MixedPlan>(
+      *s,
+      fmt::format("{}; estimated +{:.3g} s a step, {:.3g} GiB at the peak beside the weights",
+                  fits ? "the fewest of the cheapest roles per byte that fit the budget"
+                       : "every role that can be recomputed, and still over the budget",
+                  s->extra_seconds, s->peak_bytes / (1 << 30)),
+      "selective");
 }
 
 std::unique_ptr<Plan> make_mixed_plan(MixedSolution solution, std::string how) {

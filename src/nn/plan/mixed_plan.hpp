@@ -59,6 +59,16 @@ struct MixedSolution {
 /// The mixed plan for the best mix, or the fallback described above.
 [[nodiscard]] std::unique_ptr<Plan> make_mixed_plan(const ChainShape& shape,
                                                     const PlanTarget& target);
+/// Selective recomputation generalised from Megatron's (which drops the attention scores):
+/// every block drops its k cheapest roles per byte of recompute time (the roles with
+/// recompute kernels, as the mixed planner orders them), k the fewest whose memory fits the
+/// budget by the model above, the logits kept; 1 without a budget, all of them when nothing
+/// fits (the policy handles the rest). std::nullopt when no role can be recomputed alone.
+[[nodiscard]] std::optional<MixedSolution> solve_selective(const ChainShape& shape,
+                                                           const PlanTarget& target);
+/// The plan named "selective" for solve_selective's solution; nullptr when it has none.
+[[nodiscard]] std::unique_ptr<Plan> make_selective_plan(const ChainShape& shape,
+                                                        const PlanTarget& target);
 /// A mixed plan carrying out `solution` as given; `how` ends its description.
 [[nodiscard]] std::unique_ptr<Plan> make_mixed_plan(MixedSolution solution, std::string how);
 

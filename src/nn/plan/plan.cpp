@@ -99,19 +99,19 @@ class NestedPlan final : public Plan {
   int blocks_, outer_, inner_;
 };
 
-/// Megatron's selective recomputation: only the attention scores are dropped (they are the
-/// largest activation per FLOP to recompute). Models without attention drop nothing.
-/// With fused attention there are no scores outside the attention op: nothing is dropped.
-class SelectivePlan final : public Plan {
+/// Megatron's selective recomputation: only the attention scores are dropped. For chains
+/// whose roles carry no recompute kernels (solve_selective has nothing to order); models
+/// without scores then drop nothing.
+class ScoresOnlyPlan final : public Plan {
  public:
-  explicit SelectivePlan(bool has_scores) : has_scores_(has_scores) {}
+  explicit ScoresOnlyPlan(bool has_scores) : has_scores_(has_scores) {}
   std::string name() const override { return "selective"; }
   PlanAction at_release(const TensorTag& tag) const override {
     return tag.block >= 0 && tag.role == "att" ? PlanAction::discard : PlanAction::keep;
   }
   std::string describe() const override {
     return has_scores_ ? "attention scores recomputed, the rest kept"
-                       : "no attention scores to recompute (fused attention or none): all kept";
+                       : "no role to recompute: all kept";
   }
 
  private:
@@ -167,9 +167,10 @@ std::unique_ptr<Plan> make_plan(std::string_view name, const ChainShape& shape,
   }
   if (name == "nested") return std::make_unique<NestedPlan>(shape.blocks);
   if (name == "selective") {
+    if (std::unique_ptr<Plan> p = make_selective_plan(shape, target)) return p;
     const bool scores = std::any_of(shape.roles.begin(), shape.roles.end(),
                                     [](const BlockRole& r) { return r.name == "att"; });
-    return std::make_unique<SelectivePlan>(scores);
+    return std::make_unique<ScoresOnlyPlan>(scores);
   }
   if (name == "offload-blocks") return std::make_unique<OffloadBlocksPlan>(shape.blocks);
   if (name == "optimal") {
