@@ -10,6 +10,7 @@
 #include <random>
 
 #include "backend_types.hpp"
+#include "memento/device_profile.hpp"
 #include "memento/error.hpp"
 #include "nn/models/gpt2.hpp"
 #include "nn/nn_rig.hpp"
@@ -293,6 +294,51 @@ TEST(SelectivePlan, WithoutRecomputeKernelsDropsTheScoresAlone) {
   EXPECT_EQ(plan->at_release({1, "fc"}), PlanAction::keep);
   sh.roles = {{"fc", 2}};
   EXPECT_NE(make_plan("selective", sh, 0)->describe().find("all kept"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace memento::nn
+
+namespace memento::nn {
+namespace {
+
+TEST(SelectivePlan, ThinsGpt2TinyForABudgetWithTheSameGradients) {
+  // The smallest budget at which selective still fits by its model drops several roles per
+  // block: the same loss and gradients as keeping everything, in less memory, and the
+  // description names the dropped roles and no budget miss.
+  auto run = [](const Plan* plan) {
+    testing::Rig rig(testing::host_backend(), 0, "lru");
+    rig.model = make_gpt2(gpt2_preset("gpt2-tiny"), rig.tape, 11);
+    rig.tape.set_plan(plan);
+    Trainer trainer(rig.tape, *rig.model);
+    StepReport r = trainer.step(false);
+    auto grads = testing::gradients(rig);
+    rig.tape.set_plan(nullptr);
+    return std::pair{r, grads};
+  };
+  testing::Rig probe(make_sim_backend(find_device_profile("a100-40gb")), 0, "lru");
+  probe.model = make_gpt2(gpt2_preset("gpt2-tiny"), probe.tape, 11);
+  const ChainShape shape = probe.model->chain_shape();
+  std::optional<MixedSolution> tight;
+  double tight_budget = 0;
+  for (double budget = 64.0 * (1 << 20);; budget *= 0.95) {  // until every role must go
+    const std::optional<MixedSolution> s = solve_selective(shape, {.budget_bytes = budget});
+    ASSERT_TRUE(s);
+    if (s->selective_drops.size() == shape.roles.size()) break;
+    tight = s;
+    tight_budget = budget;
+  }
+  ASSERT_TRUE(tight);
+  ASSERT_GE(tight->selective_drops.size(), 3u);
+  const auto plan = make_plan("selective", shape, tight_budget);
+  EXPECT_NE(plan->describe().find("that fit the budget"), std::string::npos) << plan->describe();
+  const auto none = make_plan("none", shape, 0);
+  const auto [base, want] = run(none.get());
+  const auto [got, grads] = run(plan.get());
+  EXPECT_EQ(got.loss, base.loss);
+  EXPECT_TRUE(grads == want) << "gradients differ";
+  EXPECT_GE(got.stats.counters.recomputes, 4 * tight->selective_drops.size());
+  EXPECT_LT(got.stats.peak_allocated, base.stats.peak_allocated);
 }
 
 }  // namespace

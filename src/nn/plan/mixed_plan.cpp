@@ -253,11 +253,12 @@ std::unique_ptr<Plan> make_selective_plan(const ChainShape& shape, const PlanTar
   const std::optional<MixedSolution> s = solve_selective(shape, target);
   if (!s) return nullptr;
   const bool fits = s->peak_bytes <= block_limit(shape, target);
+  const char* why = target.budget_bytes <= 0 ? "no budget: the cheapest role per byte alone"
+                    : fits ? "the fewest of the cheapest roles per byte that fit the budget"
+                           : "every role that can be recomputed, and still over the budget";
   return std::make_unique<MixedPlan>(
       *s,
-      fmt::format("{}; estimated +{:.3g} s a step, {:.3g} GiB at the peak beside the weights",
-                  fits ? "the fewest of the cheapest roles per byte that fit the budget"
-                       : "every role that can be recomputed, and still over the budget",
+      fmt::format("{}; estimated +{:.3g} s a step, {:.3g} GiB at the peak beside the weights", why,
                   s->extra_seconds, s->peak_bytes / (1 << 30)),
       "selective");
 }

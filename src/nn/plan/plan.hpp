@@ -86,7 +86,7 @@ class Plan {
   [[nodiscard]] virtual std::string describe() const = 0;
 };
 
-/// What the budget-aware planners (optimal, mixed) plan for: the budget, and the device's
+/// What the budget-aware planners (optimal, selective, mixed) plan for: the budget, and the device's
 /// rates, which turn the shape's kernel costs into seconds (DeviceInfo's; 0 where unknown).
 struct PlanTarget {
   double budget_bytes = 0;      ///< 0: unlimited
