@@ -86,8 +86,9 @@ class Plan {
   [[nodiscard]] virtual std::string describe() const = 0;
 };
 
-/// What the budget-aware planners (optimal, selective, mixed) plan for: the budget, and the device's
-/// rates, which turn the shape's kernel costs into seconds (DeviceInfo's; 0 where unknown).
+/// What the budget-aware planners (optimal, selective, mixed) plan for: the budget, and the
+/// device's rates, which turn the shape's kernel costs into seconds (DeviceInfo's; 0 where
+/// unknown).
 struct PlanTarget {
   double budget_bytes = 0;      ///< 0: unlimited
   double matrix_flops = 0;      ///< FLOP/s of tensor-core matrix products
