@@ -15,3 +15,5 @@ if ((${#missing[@]})); then
   "${sudo_cmd[@]}" apt-get update -qq
   DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+# The cuda backend also needs cuBLAS, which a bare CUDA toolkit may lack.
+"$(dirname "$0")/install-cublas.sh"
