@@ -5,7 +5,7 @@
 
 #include "allocator/allocator_impl.hpp"
 #include "common/log.hpp"
-#include "memento/config.hpp"
+#include "memento/bytes.hpp"
 #include "memento/error.hpp"
 
 namespace memento {

@@ -10,7 +10,7 @@
 #include "allocator/size_policy.hpp"
 #include "allocator/stream_fences.hpp"
 #include "common/log.hpp"
-#include "memento/config.hpp"
+#include "memento/bytes.hpp"
 #include "memento/error.hpp"
 
 namespace memento {

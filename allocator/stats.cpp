@@ -1,7 +1,7 @@
 #include <fmt/format.h>
 
 #include "memento/allocator_stats.hpp"
-#include "memento/config.hpp"
+#include "memento/bytes.hpp"
 
 namespace memento {
 

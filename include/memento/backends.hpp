@@ -5,7 +5,7 @@
 #include <memory>
 
 #include "memento/backend.hpp"
-#include "memento/config.hpp"
+#include "memento/device_spec.hpp"
 #include "memento/device_profile.hpp"
 
 namespace memento {

@@ -1,6 +1,7 @@
 // Configuration from the environment: MEMENTO_BUDGET, MEMENTO_HOST_BUDGET, MEMENTO_DEVICE,
 // MEMENTO_POLICY, MEMENTO_TRACE, MEMENTO_CONF. Every malformed value is a ConfigError naming the
-// variable, the value and what is accepted.
+// variable, the value and what is accepted. Read at the entry points only (the CLI and the C
+// API), which pass what they read down: nothing below them reads the environment.
 #pragma once
 
 #include <cstddef>
@@ -9,51 +10,29 @@
 #include <string>
 #include <string_view>
 
-#include "memento/backend.hpp"
+#include "memento/budget.hpp"
+#include "memento/bytes.hpp"
+#include "memento/device_spec.hpp"
 
 namespace memento {
 
-/// Parses a byte count: raw digits ("1048576"), or a number (decimals allowed) followed by a
-/// unit, case-insensitive: B; K, KiB, M, MiB, G, GiB, T, TiB (powers of 1024); KB, MB, GB, TB
-/// (powers of 1000). Zero, negative, malformed and overflowing values throw ConfigError whose
-/// message starts with `what` (e.g. "MEMENTO_HOST_BUDGET").
-[[nodiscard]] std::size_t parse_bytes(std::string_view text, std::string_view what);
-
-/// "1.50 GiB"-style formatting with binary units.
-[[nodiscard]] std::string format_bytes(std::size_t bytes);
-
-/// A device-memory budget: absolute bytes, or a percentage of device capacity.
-struct BudgetSpec {
-  std::size_t bytes = 0;  ///< absolute budget, when percent == 0
-  double percent = 0;     ///< in (0, 100] when given as "60%"
-  std::string text;       ///< as written, for error messages
-  std::string source;     ///< where it came from, e.g. "MEMENTO_BUDGET"
-
-  /// The budget in bytes on a device of `capacity` bytes. ConfigError when it exceeds it.
-  [[nodiscard]] std::size_t resolve(std::size_t capacity) const;
+/// Where each value of a Config came from: "MEMENTO_DEVICE", "MEMENTO_CONF device", ...
+/// (empty when unset), for errors about a value found wrong later. A budget keeps its own.
+struct ConfigSources {
+  std::string host_budget;
+  std::string device;
+  std::string policy;
+  std::string trace;
 };
-
-/// Parses "8GiB", "512MB", "1.5G", "1073741824" or "60%".
-[[nodiscard]] BudgetSpec parse_budget(std::string_view text, std::string_view what);
-
-/// Which device to run on: "host" or "host:CAPACITY", "sim:PROFILE", "cuda" or "cuda:N".
-struct DeviceSpec {
-  BackendKind kind = BackendKind::host;
-  std::string profile;            ///< sim profile name
-  int index = 0;                  ///< cuda device ordinal
-  std::size_t host_capacity = 0;  ///< host backend capacity; 0 = default
-  [[nodiscard]] std::string to_string() const;
-};
-
-[[nodiscard]] DeviceSpec parse_device(std::string_view text, std::string_view what);
 
 /// Everything the environment can set.
 struct Config {
-  std::optional<BudgetSpec> budget;
+  std::optional<BudgetSpec> budget;  ///< a bare "60%" is of device memory
   std::optional<std::size_t> host_budget;
   std::optional<DeviceSpec> device;
   std::optional<std::string> policy;      ///< MEMENTO_POLICY: an eviction policy name
   std::optional<std::string> trace_file;  ///< MEMENTO_TRACE: where to write a Chrome trace
+  ConfigSources sources;
 };
 
 /// Checks an eviction policy name ("lru", "dtr", ...); ConfigError listing them otherwise.

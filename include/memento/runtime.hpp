@@ -69,9 +69,9 @@ struct RuntimeOptions {
   /// order), so the copy overlaps compute instead of stalling the allocation that needs it.
   bool early_offload = true;
   /// Where to write a Chrome trace (Perfetto) of compute, recompute, evictions, copies and
-  /// device memory, on the backend clock (virtual on sim). Unset: MEMENTO_TRACE or
-  /// MEMENTO_CONF trace:FILE (see config.hpp); empty: no trace.
-  std::optional<std::string> trace_file{};
+  /// device memory, on the backend clock (virtual on sim). Empty: no trace. The runtime
+  /// reads no environment: entry points pass MEMENTO_TRACE here (see config.hpp).
+  std::string trace_file{};
   /// The prefetcher keeps at most this many bytes of copies back in flight ahead of use.
   std::size_t prefetch_lookahead_bytes = std::size_t{1} << 30;
 };

@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "cli/environment.hpp"
 #include "cli/workload.hpp"
 #include "memento/error.hpp"
 
@@ -35,6 +36,7 @@ struct CompareOptions {
   std::uint64_t seed = 1234;
   float lr = 3e-3f;
   bool print = true;  // the assumptions and the table on stdout, progress on stderr
+  OptionSources sources;
 };
 
 /// A strategy as run: the plan decides at each release, the policy handles the rest.

@@ -14,11 +14,14 @@
 namespace memento::cli {
 
 int run_demo(const DemoOptions& o) {
-  DeviceSpec spec = parse_device(o.device, "--device");
+  DeviceSpec spec = parse_device(o.device, o.sources.device);
   auto backend = make_backend(spec);
   AllocatorOptions options;
-  if (o.budget)
-    options.budget = parse_budget(*o.budget, "--budget").resolve(backend->info().capacity);
+  std::optional<BudgetSpec> budget;
+  if (o.budget) {
+    budget = parse_budget(*o.budget, o.sources.budget);
+    options.budget = budget->resolve(backend->info().capacity);
+  }
   CachingAllocator alloc(*backend, options);
 
   workload::TraceShape shape{.layers = o.layers,
@@ -30,8 +33,9 @@ int run_demo(const DemoOptions& o) {
                              .dtype_bytes = 4,
                              .steps = o.steps};
   auto ops = workload::transformer_trace(shape);
-  fmt::print("memento allocator demo on {} ({} capacity), budget {}\n", backend->info().name,
-             format_bytes(backend->info().capacity), format_bytes(alloc.budget()));
+  fmt::print("memento allocator demo on {} ({} capacity), budget {}{}\n", backend->info().name,
+             format_bytes(backend->info().capacity), format_bytes(alloc.budget()),
+             budget ? fmt::format(" ({} from {})", budget->describe(), budget->source) : "");
   fmt::print(
       "trace: {} training steps of a {}-layer transformer (batch {}, seq {}, hidden {}), "
       "{} allocator calls\n",

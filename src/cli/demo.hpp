@@ -1,10 +1,12 @@
-// `memento demo`: the allocator demonstration the main-job command runs until
-// `memento compare` exists.
+// `memento demo`: a transformer-shaped allocation trace replayed through the caching
+// allocator alone (no runtime, so nothing is evicted).
 #pragma once
 
 #include <cstddef>
 #include <optional>
 #include <string>
+
+#include "cli/environment.hpp"
 
 namespace memento::cli {
 
@@ -16,6 +18,7 @@ struct DemoOptions {
   std::size_t batch = 4;
   std::size_t seq = 256;
   std::size_t hidden = 256;
+  OptionSources sources;
 };
 
 /// Replays a transformer-shaped allocation trace through the caching allocator, prints

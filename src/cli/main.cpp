@@ -9,6 +9,7 @@
 #include "cli/plan.hpp"
 #include "cli/replay.hpp"
 #include "cli/train.hpp"
+#include "cli/environment.hpp"
 #include "cli/workload.hpp"
 #include "memento/config.hpp"
 #include "memento/error.hpp"
@@ -23,11 +24,15 @@ int main(int argc, char** argv) {
       "strategies none, every-layer, sqrt, selective, recompute, offload, auto.");
 
   cli::DemoOptions demo;
-  // Defaults come from the environment (MEMENTO_DEVICE, MEMENTO_BUDGET); flags override.
+  // Flags win over the environment (cli/environment.hpp), which wins over the defaults.
   auto* demo_cmd = app.add_subcommand(
       "demo", "replay a transformer-shaped allocation trace through the caching allocator");
-  demo_cmd->add_option("--device", demo.device, "host[:CAPACITY], sim:PROFILE or cuda[:N]");
-  demo_cmd->add_option("--budget", demo.budget, "device budget: 8GiB, 512MB, 1.5G, bytes or 60%");
+  demo_cmd->add_option("--device", demo.device,
+                       "host[:CAPACITY], sim:PROFILE or cuda[:N] (default: MEMENTO_DEVICE, "
+                       "else host:1GiB)");
+  demo_cmd->add_option("--budget", demo.budget,
+                       "device budget: 8GiB, 512MB, 1.5G, bytes, or 60% of device memory "
+                       "(default: MEMENTO_BUDGET, else none)");
   demo_cmd->add_option("--steps", demo.steps, "training steps to replay")
       ->check(CLI::Range(1, 1000));
   demo_cmd->add_option("--layers", demo.layers, "transformer layers")->check(CLI::Range(1, 512));
@@ -41,10 +46,18 @@ int main(int argc, char** argv) {
   train_cmd->add_option("--model", train.model,
                         "gpt2-tiny, gpt2-124m, gpt2-355m, gpt2-774m, "
                         "gpt2-1.5b, gpt-j-6b or mlp");
-  train_cmd->add_option("--device", train.device, "host[:CAPACITY], sim:PROFILE or cuda[:N]");
-  train_cmd->add_option("--budget", train.budget, "device budget: 8GiB, 512MB, bytes or 60%");
-  train_cmd->add_option("--host-budget", train.host_budget, "pinned host memory for offloads");
-  train_cmd->add_option("--policy", train.policy, "eviction policy (MEMENTO_POLICY names)");
+  train_cmd->add_option("--device", train.device,
+                        "host[:CAPACITY], sim:PROFILE or cuda[:N] (default: MEMENTO_DEVICE, "
+                        "else host:4GiB)");
+  train_cmd->add_option("--budget", train.budget,
+                        "device budget: 8GiB, 512MB, bytes, or 60% of device memory (default: "
+                        "MEMENTO_BUDGET, else none)");
+  train_cmd->add_option("--host-budget", train.host_budget,
+                        "pinned host memory for offloads (default: MEMENTO_HOST_BUDGET, else "
+                        "16GiB)");
+  train_cmd->add_option("--policy", train.policy,
+                        "eviction policy: lru, largest, recompute, offload, dtr, capuchin or "
+                        "auto (default: MEMENTO_POLICY, else auto)");
   train_cmd->add_option("--dtype", train.dtype, "fp32 or bf16 (bf16: cuda and sim)");
   train_cmd->add_option("--attention", train.attention,
                         "GPT-2's attention: eager (the scores are an activation) or fused (one "
@@ -70,12 +83,15 @@ int main(int argc, char** argv) {
       "run a model under several budgets with several strategies (static plans, eviction "
       "policies) and compare peak memory and step time against the unlimited run");
   cli::add_workload_options(*compare_cmd, compare.workload);
-  compare_cmd->add_option("--device", compare.device, "host[:CAPACITY], sim:PROFILE or cuda[:N]");
+  compare_cmd->add_option("--device", compare.device,
+                          "host[:CAPACITY], sim:PROFILE or cuda[:N] (default: MEMENTO_DEVICE, "
+                          "else host)");
   compare_cmd
       ->add_option("--budget", compare.budgets,
                    "budgets, comma-separated or repeated: byte sizes (8GiB, 512MB) or "
-                   "percentages; here a percentage is of the UNLIMITED PEAK (the peak of the "
-                   "same model run without a budget), not of device memory (default: 70%,50%)")
+                   "percentages; here a bare percentage is of the UNLIMITED PEAK (the peak of "
+                   "the same model run without a budget), 60%device one of device memory "
+                   "(default: 70%,50%; from this flag only: MEMENTO_BUDGET is not used)")
       ->delimiter(',');
   compare_cmd
       ->add_option("--strategies", compare.strategies,
@@ -86,13 +102,16 @@ int main(int argc, char** argv) {
       ->delimiter(',');
   compare_cmd->add_option(
       "--policy", compare.policy,
-      "the policy a bare planner hands the remaining pressure to (default: auto)");
+      "the policy a bare planner hands the remaining pressure to (default: MEMENTO_POLICY, "
+      "else auto)");
   compare_cmd->add_option("--steps", compare.steps, "training steps per run (default: 3)")
       ->check(CLI::Range(1, 1000));
   compare_cmd->add_option("--out", compare.out,
                           "directory for results.json, results.csv, Chrome traces and SVG "
                           "charts (created if missing; written only when every run completed)");
-  compare_cmd->add_option("--host-budget", compare.host_budget, "pinned host memory for offloads");
+  compare_cmd->add_option("--host-budget", compare.host_budget,
+                          "pinned host memory for offloads (default: MEMENTO_HOST_BUDGET, else "
+                          "16GiB)");
   compare_cmd->add_option("--seed", compare.seed, "seed of the weights and the data");
 
   cli::PlanOptions plan;
@@ -101,9 +120,19 @@ int main(int argc, char** argv) {
       "the strategy that fits a budget with the least overhead, or the smallest budget "
       "that fits");
   cli::add_workload_options(*plan_cmd, plan.workload);
-  plan_cmd->add_option("--device", plan.device, "sim:PROFILE (a prediction), host or cuda[:N]");
+  plan_cmd->add_option("--device", plan.device,
+                       "sim:PROFILE (a prediction), host or cuda[:N] (default: MEMENTO_DEVICE, "
+                       "else sim:a100-40gb)");
   plan_cmd->add_option("--budget", plan.budget,
-                       "one budget: bytes (8GiB) or a percentage of the unlimited peak");
+                       "one budget: bytes (8GiB), a percentage of the unlimited peak (60%), or "
+                       "of device memory (60%device) (default: 8GiB; from this flag only: "
+                       "MEMENTO_BUDGET is not used)");
+  plan_cmd->add_option("--policy", plan.policy,
+                       "the policy a bare planner hands the remaining pressure to (default: "
+                       "MEMENTO_POLICY, else auto)");
+  plan_cmd->add_option("--host-budget", plan.host_budget,
+                       "pinned host memory for offloads (default: MEMENTO_HOST_BUDGET, else "
+                       "16GiB)");
   plan_cmd->add_option("--steps", plan.steps, "training steps per run")->check(CLI::Range(2, 100));
 
   cli::ReplayCliOptions replay;
@@ -111,33 +140,44 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
   try {
-    Config config = config_from_env();
+    const Config config = config_from_env();
+    using cli::apply_env_defaults;
     if (*train_cmd) {
-      if (config.device && train_cmd->count("--device") == 0)
-        train.device = config.device->to_string();
-      if (config.budget && train_cmd->count("--budget") == 0) train.budget = config.budget->text;
-      if (config.policy && train_cmd->count("--policy") == 0) train.policy = *config.policy;
-      if (config.host_budget && train_cmd->count("--host-budget") == 0)
-        train.host_budget = std::to_string(*config.host_budget);
+      apply_env_defaults(*train_cmd, config,
+                         {.device = &train.device,
+                          .budget = &train.budget,
+                          .policy = &train.policy,
+                          .host_budget = &train.host_budget},
+                         train.sources);
+      train.trace_file = config.trace_file.value_or("");
       return cli::run_train(train);
     }
     if (*compare_cmd) {
-      // MEMENTO_BUDGET is not used: its percentages are of device memory, compare's of the
-      // unlimited peak.
-      if (config.device && compare_cmd->count("--device") == 0)
-        compare.device = config.device->to_string();
-      if (config.policy && compare_cmd->count("--policy") == 0) compare.policy = *config.policy;
-      if (config.host_budget && compare_cmd->count("--host-budget") == 0)
-        compare.host_budget = std::to_string(*config.host_budget);
+      apply_env_defaults(
+          *compare_cmd, config,
+          {.device = &compare.device, .policy = &compare.policy, .host_budget = &compare.host_budget},
+          compare.sources);
       cli::run_compare(compare);
       return 0;
     }
-    if (*plan_cmd) return cli::run_plan(plan);
-    if (*replay_cmd) return cli::run_replay_command(replay);
+    if (*plan_cmd) {
+      apply_env_defaults(
+          *plan_cmd, config,
+          {.device = &plan.device, .policy = &plan.policy, .host_budget = &plan.host_budget},
+          plan.sources);
+      return cli::run_plan(plan);
+    }
+    if (*replay_cmd) {
+      apply_env_defaults(*replay_cmd, config,
+                         {.device = &replay.device,
+                          .policies = &replay.policies,
+                          .host_budget = &replay.host_budget},
+                         replay.sources);
+      return cli::run_replay_command(replay);
+    }
     if (*demo_cmd) {
-      if (config.device && demo_cmd->count("--device") == 0)
-        demo.device = config.device->to_string();
-      if (config.budget && demo_cmd->count("--budget") == 0) demo.budget = config.budget->text;
+      apply_env_defaults(*demo_cmd, config, {.device = &demo.device, .budget = &demo.budget},
+                         demo.sources);
       return cli::run_demo(demo);
     }
     return cli::run_default_compare();  // the main job: no subcommand

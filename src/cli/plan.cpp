@@ -12,18 +12,28 @@
 namespace memento::cli {
 namespace {
 
-// Every probe trains the same workload: auto's choices are made once, for the budget asked.
+// A percentage in plan's --budget is of the unlimited peak, as in compare.
+BudgetSpec asked_budget(const PlanOptions& o) {
+  return parse_budget(o.budget, o.sources.budget, {.bare_percent = BudgetBase::peak});
+}
+
+// Every probe trains the same workload: auto's choices are made once, for the budget asked
+// (a share of the unlimited peak is not known yet: the device's capacity stands for it).
 CompareOptions base_options(const PlanOptions& o) {
   CompareOptions c;
   c.workload = o.workload;
-  const DeviceSpec device = parse_device(o.device, "--device");
-  std::size_t budget = 0;
-  if (!o.budget.empty() && o.budget.back() != '%') budget = parse_bytes(o.budget, "--budget");
-  if (budget == 0) budget = device_capacity(device);
+  const DeviceSpec device = parse_device(o.device, o.sources.device);
+  const BudgetSpec asked = asked_budget(o);
+  const std::size_t capacity = device_capacity(device);
+  const std::size_t budget =
+      asked.is_share() && asked.base == BudgetBase::peak ? capacity : asked.resolve(capacity);
   const ModelSpec m = parse_model(o.workload, device, budget);
   c.workload.dtype = m.dtype() == nn::DType::bf16 ? "bf16" : "fp32";
   c.workload.optimizer = m.optimizer == nn::OptimizerPlacement::host ? "host" : "device";
   c.device = o.device;
+  c.policy = o.policy;
+  c.host_budget = o.host_budget;
+  c.sources = o.sources;
   c.steps = o.steps;
   c.seed = o.seed;
   c.print = false;
@@ -54,7 +64,9 @@ int run_plan(const PlanOptions& o) {
     result = run_compare(c);
   } catch (const NothingFits&) {
   }
-  fmt::print("memento plan: {} on {}, budget {}\n", o.workload.model, o.device, o.budget);
+  const BudgetSpec asked = asked_budget(o);
+  fmt::print("memento plan: {} on {}, budget {}{}\n", o.workload.model, o.device, o.budget,
+             asked.is_share() ? fmt::format(" ({})", asked.describe()) : "");
   if (result) {
     for (const auto& [key, value] : result->summary) fmt::print("  {}: {}\n", key, value);
     const RunResult* best = nullptr;
@@ -80,9 +92,8 @@ int run_plan(const PlanOptions& o) {
   std::string strategy = "none+lru";
   // From the budget asked (it failed): fitting need not be monotone at the edge (a policy's
   // choices shift with the budget), and the answer must not undercut the budget it answers.
-  // (A percentage is of the unlimited peak, as compare reads it.)
-  std::size_t lo = 0;
-  if (!o.budget.empty()) lo = std::min(parse_budget(o.budget, "--budget").resolve(hi), hi);
+  std::size_t lo =
+      std::min(asked.resolve(device_capacity(parse_device(o.device, o.sources.device)), hi), hi);
   while (hi - lo > std::max<std::size_t>(hi / 100, std::size_t{1} << 20)) {
     const std::size_t mid = lo + (hi - lo) / 2;
     if (std::optional<std::string> s = fitting(o, mid)) {

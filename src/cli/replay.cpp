@@ -3,13 +3,13 @@
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
-#include <charconv>
 #include <cmath>
 
 #include "cli/compare_table.hpp"
 #include "cli/progress.hpp"
 #include "cli/replay_report.hpp"
 #include "cli/staging.hpp"
+#include "common/text.hpp"
 #include "memento/config.hpp"
 #include "memento/device_profile.hpp"
 #include "memento/error.hpp"
@@ -20,34 +20,22 @@ namespace {
 
 using replay::MemoryModel;
 
+// A budget as given, and its bytes once the unlimited peak it may be a share of is known.
 struct Budget {
-  std::string text;
-  double ratio = 0;  // > 0: of the counted model's unlimited peak
+  BudgetSpec spec;
   std::size_t bytes = 0;
 };
 
-// "0.5" and "50%" are fractions of the unlimited peak; anything else is a byte size.
-Budget parse_budget(const std::string& text) {
-  Budget b{text};
-  std::string number = text;
-  const bool percent = !number.empty() && number.back() == '%';
-  if (percent) number.pop_back();
-  double x = 0;
-  const auto [end, ec] = std::from_chars(number.data(), number.data() + number.size(), x);
-  if (ec == std::errc() && end == number.data() + number.size() && !number.empty()) {
-    MEMENTO_EXPECTS(std::isfinite(x) && x > 0,
-                    fmt::format("--budget=\"{}\" is not accepted: a fraction of the unlimited peak "
-                                "must be positive (0.5 or 50%), or give bytes (8GiB)",
-                                text),
-                    ConfigError);
-    b.ratio = percent ? x / 100 : x;
-    return b;
+// "0.5 (50% of the unlimited peak) = 12.0 MiB, 8GiB = 8.00 GiB": what each budget is.
+std::string describe_budgets(const std::vector<Budget>& budgets) {
+  std::string out;
+  for (const Budget& b : budgets) {
+    if (!out.empty()) out += ", ";
+    out += b.spec.is_share() && b.spec.describe() != b.spec.text
+               ? fmt::format("{} ({}) = {}", b.spec.text, b.spec.describe(), format_bytes(b.bytes))
+               : fmt::format("{} = {}", b.spec.text, format_bytes(b.bytes));
   }
-  MEMENTO_EXPECTS(
-      !percent, fmt::format("--budget=\"{}\" is not accepted: a percentage must be a number", text),
-      ConfigError);
-  b.bytes = parse_bytes(text, "--budget");
-  return b;
+  return out;
 }
 
 std::vector<MemoryModel> parse_models(const std::string& text) {
@@ -59,11 +47,12 @@ std::vector<MemoryModel> parse_models(const std::string& text) {
                                         text));
 }
 
-std::vector<std::string> parse_policies(const std::vector<std::string>& items) {
+std::vector<std::string> parse_policies(const std::vector<std::string>& items,
+                                        const std::string& source) {
   std::vector<std::string> out;
   for (const std::string& item : items) {
     const std::vector<std::string> add =
-        item == "all" ? policy_names() : std::vector<std::string>{parse_policy(item, "--policies")};
+        item == "all" ? policy_names() : std::vector<std::string>{parse_policy(item, source)};
     for (const std::string& p : add)
       if (std::find(out.begin(), out.end(), p) == out.end()) out.push_back(p);
   }
@@ -72,11 +61,11 @@ std::vector<std::string> parse_policies(const std::vector<std::string>& items) {
 }
 
 DeviceProfile parse_profile(const ReplayCliOptions& o) {
-  const DeviceSpec spec = parse_device(o.device, "--device");
+  const DeviceSpec spec = parse_device(o.device, o.sources.device);
   MEMENTO_EXPECTS(spec.kind == BackendKind::sim,
-                  fmt::format("--device=\"{}\" is not accepted: replay runs on the simulator; "
-                              "accepted: sim:PROFILE",
-                              o.device),
+                  fmt::format("{} is not accepted: replay runs on the simulator; accepted: "
+                              "sim:PROFILE",
+                              text::setting(o.sources.device, o.device)),
                   ConfigError);
   DeviceProfile p = find_device_profile(spec.profile);
   if (o.link_gbps) {
@@ -103,19 +92,22 @@ CLI::App* add_replay_command(CLI::App& app, ReplayCliOptions& o) {
   cmd->add_option("log", o.log, "the operator log (JSON Lines)")->required();
   cmd->add_option("--budget", o.budgets,
                   "budgets, comma-separated: fractions of the unlimited peak of live bytes (0.5 or "
-                  "50%) or byte sizes (default: 0.9,0.7,0.5,0.3,0.2)")
+                  "50%), of device memory (50%device), or byte sizes (default: "
+                  "0.9,0.7,0.5,0.3,0.2; from this flag only: MEMENTO_BUDGET is not used)")
       ->delimiter(',');
   cmd->add_option("--policies", o.policies,
                   "comma-separated policies (lru, largest, recompute, offload, dtr, capuchin, "
-                  "auto) or all (default)")
+                  "auto) or all (default: MEMENTO_POLICY, else all)")
       ->delimiter(',');
   cmd->add_option("--link-gbps", o.link_gbps,
                   "host link GB/s each way for offloads (default: the profile's)");
   cmd->add_option("--memory-model", o.memory_model,
                   "allocator (memento's caching allocator: fragmentation counts), counted (live "
                   "tensor bytes only) or both (default)");
-  cmd->add_option("--device", o.device, "sim:PROFILE (default: sim:a100-40gb)");
-  cmd->add_option("--host-budget", o.host_budget, "pinned host memory for offloads (64GiB)");
+  cmd->add_option("--device", o.device,
+                  "sim:PROFILE (default: MEMENTO_DEVICE, else sim:a100-40gb)");
+  cmd->add_option("--host-budget", o.host_budget,
+                  "pinned host memory for offloads (default: MEMENTO_HOST_BUDGET, else 64GiB)");
   cmd->add_option("--out", o.out,
                   "directory for results.json, results.csv and slowdown.svg (written only when "
                   "every run completed)");
@@ -126,13 +118,16 @@ ReplaySweep run_replay_sweep(const ReplayCliOptions& o) {
   // Every option is checked, and the log read, before the first run.
   const DeviceProfile profile = parse_profile(o);
   const std::vector<MemoryModel> models = parse_models(o.memory_model);
-  const std::vector<std::string> policies = parse_policies(o.policies);
+  const std::vector<std::string> policies =
+      parse_policies(o.policies, o.sources.policy == "--policy" ? "--policies" : o.sources.policy);
   std::vector<Budget> budgets;
-  for (const std::string& text : o.budgets) budgets.push_back(parse_budget(text));
+  for (const std::string& text : o.budgets)
+    budgets.push_back({parse_budget(text, o.sources.budget,
+                                    {.bare_percent = BudgetBase::peak, .fractions = true})});
   MEMENTO_EXPECTS(!budgets.empty(), "--budget: no budget given", ConfigError);
   ReplaySweep sweep;
   sweep.host_budget =
-      o.host_budget ? parse_bytes(*o.host_budget, "--host-budget") : std::size_t{64} << 30;
+      o.host_budget ? parse_bytes(*o.host_budget, o.sources.host_budget) : std::size_t{64} << 30;
   std::optional<Staging> staging;
   if (o.out) staging.emplace(*o.out);
   sweep.log = replay::load_replay_log(o.log);
@@ -142,15 +137,10 @@ ReplaySweep run_replay_sweep(const ReplayCliOptions& o) {
                   ConfigError);
   sweep.device = "sim:" + profile.name;
   sweep.link_bytes_per_s = profile.h2d_bandwidth;
-  const auto check_capacity = [&](const Budget& b) {
-    MEMENTO_EXPECTS(b.bytes > 0 && b.bytes <= profile.capacity,
-                    fmt::format("--budget=\"{}\" is {} bytes; accepted: at least 1 byte and at "
-                                "most the capacity of {} ({})",
-                                b.text, b.bytes, sweep.device, format_bytes(profile.capacity)),
-                    ConfigError);
-  };
-  for (const Budget& b : budgets)
-    if (b.ratio == 0) check_capacity(b);
+  // Bytes and shares of device memory are checked now, shares of the peak once it is known.
+  for (Budget& b : budgets)
+    if (b.spec.base == BudgetBase::device || !b.spec.is_share())
+      b.bytes = b.spec.resolve(profile.capacity);
 
   replay::ReplayOptions base;
   base.profile = profile;
@@ -195,15 +185,12 @@ ReplaySweep run_replay_sweep(const ReplayCliOptions& o) {
     return static_cast<double>(bytes) / static_cast<double>(sweep.reference_peak);
   };
   for (Budget& b : budgets)
-    if (b.ratio > 0) {
-      b.bytes = static_cast<std::size_t>(b.ratio * static_cast<double>(sweep.reference_peak));
-      check_capacity(b);
-    }
+    if (b.bytes == 0) b.bytes = b.spec.resolve(profile.capacity, sweep.reference_peak);
   for (MemoryModel model : models) {
     if (model != MemoryModel::counted) unlimited(model);
     for (const std::string& policy : policies)
       for (const Budget& b : budgets)
-        sweep.runs.push_back(run({policy, b.text, ratio_of(b.bytes), b.bytes, model, {}}));
+        sweep.runs.push_back(run({policy, b.spec.text, ratio_of(b.bytes), b.bytes, model, {}}));
   }
   if (progress) progress->finish();
 
@@ -221,9 +208,9 @@ ReplaySweep run_replay_sweep(const ReplayCliOptions& o) {
                              "host memory; times are the simulator's, from the recorded TIMEs",
                              sweep.device, format_bytes(profile.capacity),
                              sweep.link_bytes_per_s / 1e9, format_bytes(sweep.host_budget))},
-      {"budgets", fmt::format("fractions of the counted model's unlimited peak ({}), the same "
+      {"budgets", fmt::format("{}; the unlimited peak is the counted model's ({}), the same "
                               "bytes in both memory models",
-                              format_bytes(sweep.reference_peak))},
+                              describe_budgets(budgets), format_bytes(sweep.reference_peak))},
       {"rules",
        "slowdown = replayed time / recorded time; a run whose recompute time exceeds "
        "2x the recorded time is stopped as thrashing"}};

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/environment.hpp"
 #include "replay/replayer.hpp"
 
 namespace CLI {
@@ -28,6 +29,7 @@ struct ReplayCliOptions {
   std::optional<std::string> host_budget;  ///< pinned host memory for offloads (64 GiB)
   std::optional<std::string> out;
   bool print = true;  ///< the summary and table on stdout, progress on stderr
+  OptionSources sources;
 };
 
 /// One replay of the sweep.

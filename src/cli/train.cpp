@@ -45,21 +45,25 @@ std::optional<nn::TraceRecorder> make_recorder(const TrainOptions& o, const Devi
 }  // namespace
 
 int run_train(const TrainOptions& o) {
-  DeviceSpec spec = parse_device(o.device, "--device");
+  DeviceSpec spec = parse_device(o.device, o.sources.device);
   auto backend = make_backend(spec);
   const std::size_t capacity = backend->info().capacity;
   AllocatorOptions aopt;
-  if (o.budget) aopt.budget = parse_budget(*o.budget, "--budget").resolve(capacity);
+  std::optional<BudgetSpec> budget;
+  if (o.budget) {
+    budget = parse_budget(*o.budget, o.sources.budget);
+    aopt.budget = budget->resolve(capacity);
+  }
   CachingAllocator alloc(*backend, aopt);
   const std::size_t host_budget =
-      o.host_budget ? parse_bytes(*o.host_budget, "--host-budget") : std::size_t{16} << 30;
+      o.host_budget ? parse_bytes(*o.host_budget, o.sources.host_budget) : std::size_t{16} << 30;
   PinnedHostPool pool(*backend, host_budget);
-  const std::string policy = parse_policy(o.policy, "--policy");
+  const std::string policy = parse_policy(o.policy, o.sources.policy);
   MEMENTO_EXPECTS(o.dtype == "fp32" || o.dtype == "bf16",
                   fmt::format("--dtype=\"{}\" is not accepted; accepted: fp32, bf16", o.dtype),
                   ConfigError);
   const nn::DType dtype = o.dtype == "bf16" ? nn::DType::bf16 : nn::DType::f32;
-  Runtime rt(*backend, alloc, &pool, make_policy(policy));
+  Runtime rt(*backend, alloc, &pool, make_policy(policy), {.trace_file = o.trace_file});
   nn::Tape tape(rt, alloc, *backend);
   std::unique_ptr<nn::Model> model;
   if (o.model == "mlp") {
@@ -77,9 +81,11 @@ int run_train(const TrainOptions& o) {
     if (o.seq > 0) c.seq = o.seq;
     model = nn::make_gpt2(c, tape, o.seed);
   }
-  fmt::print("memento train: {} ({:.1f}M parameters, {}) on {}, budget {}, policy {}\n",
+  fmt::print("memento train: {} ({:.1f}M parameters, {}) on {}, budget {}{}, policy {}\n",
              model->name(), static_cast<double>(model->parameter_count()) / 1e6, o.dtype,
-             backend->info().name, format_bytes(alloc.budget()), policy);
+             backend->info().name, format_bytes(alloc.budget()),
+             budget ? fmt::format(" ({} from {})", budget->describe(), budget->source) : "",
+             policy);
   fmt::print("{:>5} {:>8} {:>12} {:>12} {:>9} {:>9} {:>10} {:>10}\n", "step", "loss", "peak alloc",
              "peak rsrvd", "evicted", "recomp", "step s", "wall s");
   nn::Trainer trainer(tape, *model, {.lr = o.lr});

@@ -6,6 +6,8 @@
 #include <optional>
 #include <string>
 
+#include "cli/environment.hpp"
+
 namespace memento::cli {
 
 struct TrainOptions {
@@ -27,6 +29,9 @@ struct TrainOptions {
   /// sim backend's own profile, else a100-40gb).
   std::optional<std::string> record_trace;
   std::optional<std::string> record_profile;
+  /// A Chrome trace of the run (MEMENTO_TRACE); empty: none.
+  std::string trace_file;
+  OptionSources sources;
 };
 
 int run_train(const TrainOptions& options);

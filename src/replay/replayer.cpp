@@ -10,7 +10,7 @@
 
 #include "memento/backends.hpp"
 #include "memento/caching_allocator.hpp"
-#include "memento/config.hpp"
+#include "memento/bytes.hpp"
 #include "memento/error.hpp"
 #include "memento/op.hpp"
 #include "memento/pinned_host_pool.hpp"
@@ -191,7 +191,6 @@ ReplayResult run_replay(const ReplayLog& log, const ReplayOptions& o) {
   CachingAllocator alloc(*backend, aopt);
   PinnedHostPool pool(*backend, o.host_budget);
   RuntimeOptions ropt;
-  ropt.trace_file = std::string();  // no trace, whatever MEMENTO_TRACE says
   ReplayResult r;
   r.baseline_seconds = log.total_seconds;
   {

@@ -6,7 +6,6 @@
 #include <unordered_set>
 
 #include "common/log.hpp"
-#include "memento/config.hpp"
 #include "memento/error.hpp"
 #include "runtime/tensor_registry.hpp"
 #include "trace/chrome_trace.hpp"
@@ -37,9 +36,8 @@ Runtime::Runtime(Backend& backend, CachingAllocator& allocator, PinnedHostPool* 
   options_.memory_bandwidth = pick(options_.memory_bandwidth, info.memory_bandwidth, 1e12);
   options_.d2h_bandwidth = pick(options_.d2h_bandwidth, info.d2h_bandwidth, 0);
   options_.h2d_bandwidth = pick(options_.h2d_bandwidth, info.h2d_bandwidth, 0);
-  if (!options_.trace_file) options_.trace_file = config_from_env().trace_file;
-  if (options_.trace_file && !options_.trace_file->empty()) {
-    trace_ = std::make_unique<ChromeTrace>(*options_.trace_file);
+  if (!options_.trace_file.empty()) {
+    trace_ = std::make_unique<ChromeTrace>(options_.trace_file);
     trace_->set_other_data("device", info.name);
     trace_->set_other_data("policy", policy_->name());
     trace_->set_other_data(

@@ -78,6 +78,11 @@ TEST(ParseConfig, MixedSourcesAndAgreeingDuplicates) {
   EXPECT_EQ(mixed.budget->bytes, 4 * GiB);
   EXPECT_EQ(*mixed.host_budget, GiB);
   EXPECT_EQ(mixed.device->kind, BackendKind::cuda);
+  // Each value remembers where it came from, for errors found after parsing.
+  EXPECT_EQ(mixed.budget->source, "MEMENTO_BUDGET");
+  EXPECT_EQ(mixed.sources.host_budget, "MEMENTO_CONF host_budget");
+  EXPECT_EQ(mixed.sources.device, "MEMENTO_CONF device");
+  EXPECT_EQ(mixed.sources.policy, "");
 
   // The same key in both places with equal values (even written differently) is fine; the
   // variable is reported as the source.
@@ -92,6 +97,8 @@ TEST(ParseConfig, MixedSourcesAndAgreeingDuplicates) {
   EXPECT_EQ(same.budget->source, "MEMENTO_BUDGET");
   EXPECT_EQ(*same.host_budget, GiB);
   EXPECT_EQ(same.device->index, 0);
+  EXPECT_EQ(same.sources.device, "MEMENTO_DEVICE");
+  EXPECT_EQ(same.sources.host_budget, "MEMENTO_HOST_BUDGET");
 }
 
 struct EnvCase {

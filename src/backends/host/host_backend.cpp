@@ -10,7 +10,6 @@
 
 #include "backends/numa.hpp"
 #include "common/log.hpp"
-#include "memento/config.hpp"
 #include "memento/error.hpp"
 
 namespace memento {

@@ -1,5 +1,5 @@
-// Byte sizes as people write them in environment variables ("8GiB", "512MB", "1.5G") and
-// as memento prints them ("1.50 GiB").
+// Byte sizes as people write them in variables and flags ("8GiB", "512MB", "1.5G") and as
+// memento prints them ("1.50 GiB").
 #include <fmt/format.h>
 
 #include <array>
@@ -10,17 +10,17 @@
 #include <string>
 #include <string_view>
 
-#include "config/text.hpp"
-#include "memento/config.hpp"
+#include "common/text.hpp"
+#include "memento/bytes.hpp"
 #include "memento/error.hpp"
 
 namespace memento {
 namespace {
 
-using config_text::is_digit;
-using config_text::is_space;
-using config_text::setting;
-using config_text::trim;
+using text::is_digit;
+using text::is_space;
+using text::setting;
+using text::trim;
 
 constexpr std::size_t kMax = std::numeric_limits<std::size_t>::max();
 
@@ -141,6 +141,16 @@ std::string format_bytes(std::size_t bytes) {
     ++i;
   }
   return fmt::format("{:.2f} {}", value, kNames[i]);
+}
+
+std::string exact_bytes_text(std::size_t bytes) {
+  constexpr std::string_view kExactUnits[] = {"TiB", "GiB", "MiB", "KiB"};
+  std::size_t unit = std::size_t{1} << 40;
+  for (std::string_view name : kExactUnits) {
+    if (bytes % unit == 0) return fmt::format("{}{}", bytes / unit, name);
+    unit >>= 10;
+  }
+  return std::to_string(bytes);
 }
 
 }  // namespace memento

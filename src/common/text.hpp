@@ -1,4 +1,4 @@
-// Small text helpers shared by the configuration parsers.
+// Small text helpers shared by the parsers of byte sizes, budgets, devices and settings.
 #pragma once
 
 #include <fmt/format.h>
@@ -7,7 +7,9 @@
 #include <string>
 #include <string_view>
 
-namespace memento::config_text {
+#include "memento/error.hpp"
+
+namespace memento::text {
 
 inline bool is_space(char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; }
 inline bool is_digit(char c) { return c >= '0' && c <= '9'; }
@@ -26,4 +28,9 @@ inline std::string setting(std::string_view what, std::string_view text) {
   return fmt::format("{}{}\"{}\"", what, sep, text);
 }
 
-}  // namespace memento::config_text
+/// Rethrows a ConfigError from a nested parser with more context after its message.
+[[noreturn]] inline void rethrow_with(const ConfigError& e, std::string_view suffix) {
+  throw ConfigError(fmt::format("{}; {}", e.what(), suffix));
+}
+
+}  // namespace memento::text
