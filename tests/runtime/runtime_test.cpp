@@ -18,29 +18,22 @@ namespace {
 
 constexpr std::size_t MiB = std::size_t{1} << 20;
 
-/// A fixed-rule policy for these tests: oldest first, with the action given.
+/// A fixed-rule policy for these tests: oldest first, with the action given. Written, like
+/// any policy, against the public view (memento/policy.hpp) alone.
 class OldestFirst final : public Policy {
  public:
   explicit OldestFirst(EvictAction action) : action_(action) {}
   std::string name() const override { return "oldest-first"; }
-  double score(const TrackedTensor& t, const PolicyContext& ctx) const override;
-  EvictAction action(const TrackedTensor&, const PolicyContext&) const override { return action_; }
+  double score(const EvictionCandidate& c, const PolicyContext& ctx) const override {
+    return static_cast<double>(ctx.now - c.last_access);
+  }
+  EvictAction action(const EvictionCandidate&, const PolicyContext&) const override {
+    return action_;
+  }
 
  private:
   EvictAction action_;
 };
-
-}  // namespace
-}  // namespace memento
-
-#include "runtime/tensor_registry.hpp"
-
-namespace memento {
-namespace {
-
-double OldestFirst::score(const TrackedTensor& t, const PolicyContext& ctx) const {
-  return static_cast<double>(ctx.now - t.last_access);
-}
 
 struct ChainRun {
   std::vector<std::vector<unsigned char>> outputs;  // every activation, read back at the end
