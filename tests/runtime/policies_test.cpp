@@ -1,3 +1,6 @@
+// Each built-in policy's own rules: its rankings, formulas and choice of action on hand-built
+// candidates. The contract every policy shares (names, no NaN, determinism, the possible
+// action, bit-identical data under a budget) is policy_conformance_test.cpp's.
 #include "policies/policies.hpp"
 
 #include <gtest/gtest.h>
@@ -10,7 +13,6 @@
 #include <string>
 #include <vector>
 
-#include "memento/error.hpp"
 #include "memento/policy.hpp"
 
 namespace memento {
@@ -74,11 +76,6 @@ TEST(Policies, LruEvictsTheStalestAndOffloadsWhenHostMemoryIsThere) {
   EXPECT_EQ(actions(*p, false), (Actions{D, D, D, D}));
 }
 
-TEST(Policies, LruClampsAccessesAfterNowToZeroStaleness) {
-  auto p = make_lru_policy();
-  EXPECT_EQ(p->score(tensor(8, kNow + 5, 0, true), context(true)), 0.0);
-}
-
 TEST(Policies, LargestEvictsTheBiggestAndOffloadsWhenHostMemoryIsThere) {
   auto p = make_largest_policy();
   EXPECT_EQ(ranking(*p, sample(), context(true)), (Ids{2, 3, 1, 4}));
@@ -95,11 +92,9 @@ TEST(Policies, RecomputeRanksBytesTimesStalenessPerSecondAndAlwaysDiscards) {
   EXPECT_EQ(actions(*p, false), (Actions{D, D, D, D}));
 }
 
-TEST(Policies, RecomputeKeepsFreeOpsFinite) {
+TEST(Policies, RecomputeFloorsTheSecondsOfFreeOps) {
   auto p = make_recompute_policy();
-  const double s = p->score(tensor(10, 0, 0.0, true), context(true));
-  EXPECT_TRUE(std::isfinite(s));
-  EXPECT_DOUBLE_EQ(s, 100.0 * 10.0 / 1e-9);
+  EXPECT_DOUBLE_EQ(p->score(tensor(10, 0, 0.0, true), context(true)), 100.0 * 10.0 / 1e-9);
 }
 
 TEST(Policies, OffloadRanksLikeLruAndAlwaysOffloads) {
@@ -245,30 +240,10 @@ TEST(Policies, AutoRecomputesWhenOffloadingIsImpossibleOrUnpriced) {
   }
 }
 
-TEST(Policies, EveryNameMakesThePolicyOfThatName) {
+TEST(Policies, TheRegistryListsTheSevenBuiltInsInOrder) {
   const std::vector<std::string> expected{"lru", "largest",  "recompute", "offload",
                                           "dtr", "capuchin", "auto"};
   EXPECT_EQ(policy_names(), expected);
-  for (const auto& name : policy_names()) {
-    auto p = make_policy(name);
-    ASSERT_NE(p, nullptr);
-    EXPECT_EQ(p->name(), name);
-  }
-}
-
-TEST(Policies, UnknownNameIsAConfigErrorListingTheValidNames) {
-  try {
-    (void)make_policy("fifo");
-    FAIL() << "expected ConfigError";
-  } catch (const ConfigError& e) {
-    const std::string msg = e.what();
-    EXPECT_NE(msg.find("unknown policy \"fifo\"; accepted: lru, largest, recompute, "
-                       "offload, dtr, capuchin, auto"),
-              std::string::npos)
-        << msg;
-  }
-  EXPECT_THROW((void)make_policy(""), ConfigError);
-  EXPECT_THROW((void)make_policy("LRU"), ConfigError);
 }
 
 TEST(Policies, ActionsHaveNames) {

@@ -172,19 +172,6 @@ TEST(RuntimeSim, ChainFitsTheBudgetAndTakesModelledTime) {
 namespace memento {
 namespace {
 
-TEST(RuntimeHost, EveryPolicyReproducesTheUnlimitedRun) {
-  auto backend = make_host_backend({.capacity = 256 * MiB, .link_bandwidth = 0});
-  ChainRun unlimited = run_chain(*backend, 0, make_policy("lru"), 0, true);
-  for (const std::string& name : policy_names()) {
-    SCOPED_TRACE(name);
-    ChainRun limited =
-        run_chain(*backend, unlimited.peak_allocated * 4 / 10, make_policy(name), 64 * MiB, true);
-    EXPECT_LE(limited.peak_reserved, unlimited.peak_allocated * 4 / 10);
-    EXPECT_GT(limited.counters.discards + limited.counters.offloads, 0u);
-    EXPECT_EQ(limited.outputs, unlimited.outputs);
-  }
-}
-
 /// A random DAG of mix ops; returns every tensor's bytes, read back in random order.
 struct DagRun {
   std::vector<std::vector<unsigned char>> outputs;
