@@ -8,7 +8,7 @@
 //              stall per offload measured in the last step that offloaded, which is what
 //              a saturated link adds (copies queue behind each other), so a link that
 //              cannot carry the traffic turns offloads into recomputes step by step;
-//   recompute: compute_seconds to rerun the producer, plus the discarded inputs it would
+//   recompute: recompute_seconds to rerun the producer, plus the discarded inputs it would
 //              have to rerun first (evicted_inputs_seconds); +infinity without a recipe.
 // action = the cheaper way; on a tie offload, which spends link time instead of compute.
 // score  = bytes / (chosen cost + 1e-9) * (1 + log1p(staleness)): memory freed per second
@@ -29,28 +29,27 @@ namespace {
 
 constexpr double kInfinity = std::numeric_limits<double>::infinity();
 
-double offload_cost(const TrackedTensor& t, const PolicyContext& ctx) noexcept {
-  const double round_trip = detail::round_trip_seconds(t, ctx);           // +infinity: impossible
-  if (t.next_use_seconds < 0) return round_trip + ctx.stall_per_offload;  // nothing to hide behind
-  return std::max(0.0, round_trip - t.next_use_seconds) + ctx.stall_per_offload;
+double offload_cost(const EvictionCandidate& c, const PolicyContext& ctx) noexcept {
+  const double round_trip = detail::round_trip_seconds(c, ctx);           // +infinity: impossible
+  if (c.next_use_seconds < 0) return round_trip + ctx.stall_per_offload;  // nothing to hide behind
+  return std::max(0.0, round_trip - c.next_use_seconds) + ctx.stall_per_offload;
 }
 
-double recompute_cost(const TrackedTensor& t) noexcept {
+double recompute_cost(const EvictionCandidate& c) noexcept {
   // Clamped at 0 so a bogus negative estimate cannot make the score negative.
-  return t.desc.recipe ? std::max(0.0, t.desc.compute_seconds + t.evicted_inputs_seconds)
-                       : kInfinity;
+  return c.has_recipe ? std::max(0.0, c.recompute_seconds + c.evicted_inputs_seconds) : kInfinity;
 }
 
 class AutoPolicy final : public Policy {
  public:
   std::string name() const override { return "auto"; }
-  double score(const TrackedTensor& t, const PolicyContext& ctx) const override {
-    const double cost = std::min(offload_cost(t, ctx), recompute_cost(t));
-    const double staleness_factor = 1.0 + std::log1p(detail::staleness(t, ctx));
-    return static_cast<double>(t.desc.bytes) / (cost + 1e-9) * staleness_factor;
+  double score(const EvictionCandidate& c, const PolicyContext& ctx) const override {
+    const double cost = std::min(offload_cost(c, ctx), recompute_cost(c));
+    const double staleness_factor = 1.0 + std::log1p(detail::staleness(c, ctx));
+    return static_cast<double>(c.bytes) / (cost + 1e-9) * staleness_factor;
   }
-  EvictAction action(const TrackedTensor& t, const PolicyContext& ctx) const override {
-    return offload_cost(t, ctx) <= recompute_cost(t) ? EvictAction::offload : EvictAction::discard;
+  EvictAction action(const EvictionCandidate& c, const PolicyContext& ctx) const override {
+    return offload_cost(c, ctx) <= recompute_cost(c) ? EvictAction::offload : EvictAction::discard;
   }
 };
 

@@ -5,7 +5,7 @@
 //
 // Score, in three tiers so the order never depends on how the numbers happen to compare:
 //   1. hideable offloads: kHideableScale * bytes, largest first (free, so free the most);
-//   2. recompute candidates: bytes / max(compute_seconds, 1e-12), memory saved per second
+//   2. recompute candidates: bytes / max(recompute_seconds, 1e-12), memory saved per second
 //      of recompute, highest first; always below kHideableScale (see the static_assert);
 //   3. neither (no recipe, copy not hideable): -1 / bytes, in (-1, 0), largest first; a
 //      stalling copy whose cost this policy does not weigh is the last resort.
@@ -29,24 +29,24 @@ static_assert(static_cast<double>(std::numeric_limits<std::size_t>::max()) / kMi
                   kHideableScale,
               "every recompute score must stay below the hideable tier");
 
-bool hideable(const TrackedTensor& t, const PolicyContext& ctx) noexcept {
+bool hideable(const EvictionCandidate& c, const PolicyContext& ctx) noexcept {
   // round_trip_seconds is +infinity without a host pool or a known bandwidth: never fits.
-  return t.next_use_seconds >= 0 && detail::round_trip_seconds(t, ctx) <= t.next_use_seconds;
+  return c.next_use_seconds >= 0 && detail::round_trip_seconds(c, ctx) <= c.next_use_seconds;
 }
 
 class CapuchinPolicy final : public Policy {
  public:
   std::string name() const override { return "capuchin"; }
-  double score(const TrackedTensor& t, const PolicyContext& ctx) const override {
+  double score(const EvictionCandidate& c, const PolicyContext& ctx) const override {
     // Bytes at least 1: the registry refuses empty tensors, hand-built ones must not
     // divide by zero or collapse tier 1 onto 0.
-    const double bytes = std::max(1.0, static_cast<double>(t.desc.bytes));
-    if (hideable(t, ctx)) return kHideableScale * bytes;
-    if (t.desc.recipe) return bytes / std::max(t.desc.compute_seconds, kMinComputeSeconds);
+    const double bytes = std::max(1.0, static_cast<double>(c.bytes));
+    if (hideable(c, ctx)) return kHideableScale * bytes;
+    if (c.has_recipe) return bytes / std::max(c.recompute_seconds, kMinComputeSeconds);
     return -1.0 / bytes;
   }
-  EvictAction action(const TrackedTensor& t, const PolicyContext& ctx) const override {
-    if (hideable(t, ctx) || !t.desc.recipe) return EvictAction::offload;
+  EvictAction action(const EvictionCandidate& c, const PolicyContext& ctx) const override {
+    if (hideable(c, ctx) || !c.has_recipe) return EvictAction::offload;
     return EvictAction::discard;
   }
 };

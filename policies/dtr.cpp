@@ -19,15 +19,15 @@ namespace {
 class DtrPolicy final : public Policy {
  public:
   std::string name() const override { return "dtr"; }
-  double score(const TrackedTensor& t, const PolicyContext& ctx) const override {
+  double score(const EvictionCandidate& c, const PolicyContext& ctx) const override {
     // Staleness at least 1: a tensor used this very tick must not divide by zero.
-    const double stale = std::max(1.0, detail::staleness(t, ctx));
-    const double bytes = std::max(1.0, static_cast<double>(t.desc.bytes));
-    return -((t.desc.compute_seconds + t.evicted_inputs_seconds) / (bytes * stale));
+    const double stale = std::max(1.0, detail::staleness(c, ctx));
+    const double bytes = std::max(1.0, static_cast<double>(c.bytes));
+    return -((c.recompute_seconds + c.evicted_inputs_seconds) / (bytes * stale));
   }
   // Discard what can be recomputed (the cost h models); offload the rest.
-  EvictAction action(const TrackedTensor& t, const PolicyContext&) const override {
-    return t.desc.recipe ? EvictAction::discard : EvictAction::offload;
+  EvictAction action(const EvictionCandidate& c, const PolicyContext&) const override {
+    return c.has_recipe ? EvictAction::discard : EvictAction::offload;
   }
 };
 

@@ -11,10 +11,10 @@ namespace {
 class LargestPolicy final : public Policy {
  public:
   std::string name() const override { return "largest"; }
-  double score(const TrackedTensor& t, const PolicyContext&) const override {
-    return static_cast<double>(t.desc.bytes);
+  double score(const EvictionCandidate& c, const PolicyContext&) const override {
+    return static_cast<double>(c.bytes);
   }
-  EvictAction action(const TrackedTensor&, const PolicyContext& ctx) const override {
+  EvictAction action(const EvictionCandidate&, const PolicyContext& ctx) const override {
     return detail::prefer_offload(ctx);
   }
 };

@@ -12,10 +12,10 @@ namespace {
 class LruPolicy final : public Policy {
  public:
   std::string name() const override { return "lru"; }
-  double score(const TrackedTensor& t, const PolicyContext& ctx) const override {
-    return detail::staleness(t, ctx);
+  double score(const EvictionCandidate& c, const PolicyContext& ctx) const override {
+    return detail::staleness(c, ctx);
   }
-  EvictAction action(const TrackedTensor&, const PolicyContext& ctx) const override {
+  EvictAction action(const EvictionCandidate&, const PolicyContext& ctx) const override {
     return detail::prefer_offload(ctx);
   }
 };

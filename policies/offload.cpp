@@ -10,11 +10,11 @@ namespace {
 class OffloadPolicy final : public Policy {
  public:
   std::string name() const override { return "offload"; }
-  double score(const TrackedTensor& t, const PolicyContext& ctx) const override {
-    return detail::staleness(t, ctx);
+  double score(const EvictionCandidate& c, const PolicyContext& ctx) const override {
+    return detail::staleness(c, ctx);
   }
   // Always offload: when the host pool is exhausted the runtime falls back to discarding.
-  EvictAction action(const TrackedTensor&, const PolicyContext&) const override {
+  EvictAction action(const EvictionCandidate&, const PolicyContext&) const override {
     return EvictAction::offload;
   }
 };

@@ -1,5 +1,7 @@
 // The runtime's eviction manager (the allocator's pressure handler) and the way back:
-// materialize() through recompute, waiting for offloads, and prefetch.
+// materialize() through recompute, waiting for offloads, and prefetch. The policy sees each
+// candidate as an EvictionCandidate (memento/policy.hpp) built here from the registry's
+// record, never the record itself: policies stay below the runtime in the include graph.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -9,6 +11,21 @@
 #include "runtime/tensor_registry.hpp"
 
 namespace memento {
+namespace {
+
+/// What the policy sees of `t`, copied on the stack each time it is asked: a handful of
+/// scalars, no allocation, so ranking every candidate under pressure stays cheap. Reads
+/// the next_use_seconds and evicted_inputs_seconds last set on the record.
+EvictionCandidate candidate_view(const TrackedTensor& t) noexcept {
+  return {.bytes = t.desc.bytes,
+          .has_recipe = t.desc.recipe.has_value(),
+          .recompute_seconds = t.desc.compute_seconds,
+          .evicted_inputs_seconds = t.evicted_inputs_seconds,
+          .next_use_seconds = t.next_use_seconds,
+          .last_access = t.last_access};
+}
+
+}  // namespace
 
 double Runtime::evicted_inputs_seconds(const TrackedTensor& t) const {
   // Depth-first over discarded ancestors, each counted once; bounded so a pathological
@@ -51,7 +68,7 @@ std::size_t Runtime::on_pressure(std::size_t bytes_needed) {
     TrackedTensor& t = registry_->at(c->id);
     t.next_use_seconds = next_use_seconds(t.id);
     t.evicted_inputs_seconds = evicted_inputs_seconds(t);
-    ranked.emplace_back(policy_->score(t, ctx), t.id);
+    ranked.emplace_back(policy_->score(candidate_view(t), ctx), t.id);
   }
   // Highest score first; ties by id so the choice is deterministic.
   std::sort(ranked.begin(), ranked.end(), [](const auto& a, const auto& b) {
@@ -60,7 +77,7 @@ std::size_t Runtime::on_pressure(std::size_t bytes_needed) {
   std::size_t freed = 0;
   for (const auto& [score, id] : ranked) {
     if (freed >= bytes_needed) break;
-    freed += evict(id, policy_->action(registry_->at(id), ctx));
+    freed += evict(id, policy_->action(candidate_view(registry_->at(id)), ctx));
   }
   return freed;
 }
@@ -135,7 +152,7 @@ void Runtime::offload_early(TensorId id) {
   const double gap = next_use_seconds(id);
   if (gap < 0) return;
   t.next_use_seconds = gap;
-  if (policy_->action(t, policy_context()) != EvictAction::offload) return;
+  if (policy_->action(candidate_view(t), policy_context()) != EvictAction::offload) return;
   const double bytes = static_cast<double>(t.desc.bytes);
   double round_trip = 0;
   if (options_.d2h_bandwidth > 0) round_trip += bytes / options_.d2h_bandwidth;
