@@ -6,8 +6,8 @@
 #include <new>
 #include <string>
 
-#include "backends/cuda/cuda_try.hpp"
 #include "backends/numa.hpp"
+#include "common/cuda_try.hpp"
 #include "common/log.hpp"
 #include "memento/backends.hpp"
 #include "memento/error.hpp"
