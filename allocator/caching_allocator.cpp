@@ -287,9 +287,9 @@ void CachingAllocator::Impl::release_block(Block* b) {
 }
 
 void CachingAllocator::Impl::release_exact(Block* b) {
-  // The sim's memory is address space only, so queued work "using" it does not stop its
-  // return; a real backend's segment goes back only once the stream it was freed on is done.
-  if (backend_.info().kind != BackendKind::sim) backend_.synchronize(b->stream);
+  // Where memory holds real bytes a segment goes back only once the stream it was freed on
+  // is done with it; address space alone (sim) is not touched by queued work.
+  if (backend_.info().holds_data) backend_.synchronize(b->stream);
   Segment* seg = b->segment;
   backend_.free_segment(seg->base, seg->size);
   stats_.reserved.sub(seg->size);

@@ -14,9 +14,9 @@ namespace memento {
 PinnedHostPool::PinnedHostPool(Backend& backend, std::size_t host_budget) : backend_(backend) {
   MEMENTO_EXPECTS(host_budget > 0, "pinned host pool: the host budget must be positive");
   stats_.budget = host_budget;
-  // On cuda the node nearest the GPU; elsewhere the caller's node (there is no real device).
-  numa_node_ = backend.info().kind == BackendKind::cuda ? backend.info().numa_node
-                                                        : numa::node_of_calling_thread();
+  // The node nearest a physical device; without one, the caller's node.
+  numa_node_ = backend.info().numa_node_nearest_device ? backend.info().numa_node
+                                                       : numa::node_of_calling_thread();
 }
 
 PinnedHostPool::~PinnedHostPool() {

@@ -35,12 +35,39 @@ enum class CopyKind { host_to_device, device_to_host, device_to_device, host_to_
 
 const char* to_string(CopyKind kind) noexcept;
 
-/// Static facts about the device behind a backend.
+/// Static facts about the device behind a backend. Code above the backends asks the
+/// capabilities below, never `kind` (which is for naming and printing), so a new backend
+/// says what it does instead of being taken for one of the three. The defaults are the host
+/// backend's.
 struct DeviceInfo {
   BackendKind kind = BackendKind::host;
   std::string name;          ///< e.g. "host", "sim:h100-sxm", "cuda:0 (NVIDIA H200)"
   std::size_t capacity = 0;  ///< device memory in bytes
   int numa_node = -1;        ///< host NUMA node nearest the device, -1 if unknown
+
+  // ---- capabilities ----
+  /// launch() runs the kernel's body (Kernel::host on host, Kernel::cuda on cuda), so its
+  /// outputs (a loss, say) are computed values. False on sim, which only charges the cost.
+  bool executes_kernels = true;
+  /// Device and pinned memory hold real bytes: copies move them, kernels read and write
+  /// them, and so queued work may still be using a buffer until its stream is done. False
+  /// on sim, whose memory is address space only: writing inputs there is pointless and
+  /// dereferencing it (pinned memory included) crashes.
+  bool holds_data = true;
+  /// The host CPU may dereference device memory directly (the host backend's device memory
+  /// is host memory). False where device memory is reached by copies only (cuda) or holds
+  /// no bytes (sim).
+  bool host_addressable_memory = true;
+  /// now() is a modelled clock, advanced by the modelled cost of work (and by host_work()),
+  /// not the wall clock. True on sim.
+  bool virtual_clock = false;
+  /// Kernels take bf16 tensors. False on host, whose CPU kernels are fp32 only; sim models
+  /// any dtype.
+  bool supports_bf16 = false;
+  /// `numa_node` is the node nearest a physical device, where pinned staging buffers
+  /// belong. False on host (device memory is the caller's own memory, so the caller's node
+  /// is the right one) and on sim (no device).
+  bool numa_node_nearest_device = false;
   /// Rates the runtime turns op costs and copies into seconds with; 0 where unknown.
   double matrix_flops = 0;      ///< FLOP/s of tensor-core matrix products
   double vector_flops = 0;      ///< FLOP/s of everything else

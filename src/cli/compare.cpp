@@ -20,8 +20,8 @@
 #include "memento/pinned_host_pool.hpp"
 #include "memento/policy.hpp"
 #include "memento/runtime.hpp"
-#include "nn/plan/plan.hpp"
 #include "nn/train.hpp"
+#include "policies/plan/plan.hpp"
 
 namespace memento::cli {
 namespace {

@@ -41,7 +41,9 @@ int run_demo(const DemoOptions& o) {
       "{} allocator calls\n",
       shape.steps, shape.layers, shape.batch, shape.seq, shape.hidden, ops.size());
 
-  const bool real_memory = backend->info().kind == BackendKind::host;
+  // Touching memory needs device memory the host can write; elsewhere (sim, cuda) the demo
+  // replays the allocator calls alone.
+  const bool real_memory = backend->info().host_addressable_memory;
   std::unordered_map<std::uint32_t, void*> live;
   double start = backend->now();
   std::size_t done = 0;

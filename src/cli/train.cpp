@@ -117,7 +117,7 @@ int run_train(const TrainOptions& o) {
     }
     std::fflush(stdout);
   }
-  if (backend->info().kind == BackendKind::sim)
+  if (!backend->info().executes_kernels)
     fmt::print("(sim: step times are the model's prediction; no data is computed, so no loss)\n");
   if (o.summary) {
     // The median step time after the first (which teaches the prefetcher), the highest

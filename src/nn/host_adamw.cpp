@@ -122,7 +122,8 @@ void HostAdamW::cpu_step(TensorId param, Slot& s, int t) {
 
 void HostAdamW::update(int t) {
   backend_.synchronize(stream_);  // every gradient is on the host
-  const bool sim = backend_.info().kind == BackendKind::sim;
+  // The pinned copies are real bytes to update, or (sim) address space only.
+  const bool holds_data = backend_.info().holds_data;
   double traffic = 0;
   std::vector<TensorId> updated;
   for (TensorId param : order_) {
@@ -132,9 +133,10 @@ void HostAdamW::update(int t) {
     updated.push_back(param);
     // Read p, g, m, v and write p, m, v in fp32, then the parameter in its dtype.
     traffic += 7.0 * static_cast<double>(s.grad_bytes) + static_cast<double>(s.param_bytes);
-    if (!sim) cpu_step(param, s, t);  // sim holds no data
+    if (holds_data) cpu_step(param, s, t);
   }
-  if (sim) backend_.host_work(traffic / options_.host_update_bandwidth);
+  // The time the step takes on the CPU: already spent on a real clock, modelled on sim's.
+  if (backend_.info().virtual_clock) backend_.host_work(traffic / options_.host_update_bandwidth);
   // The backward's last reads of the parameters come before their overwrite.
   after_compute();
   for (TensorId param : updated) {

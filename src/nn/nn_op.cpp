@@ -6,7 +6,7 @@
 #if MEMENTO_HAS_CUDA
 #include <cuda_runtime_api.h>
 
-#include "backends/cuda/cuda_try.hpp"
+#include "common/cuda_try.hpp"
 #include "nn/kernels/cuda/kernels_cuda.hpp"
 #endif
 

@@ -18,7 +18,7 @@
 #include "memento/caching_allocator.hpp"
 #include "memento/runtime.hpp"
 #include "nn/ops/ops.hpp"
-#include "nn/plan/plan.hpp"
+#include "nn/planning.hpp"
 
 namespace memento::nn {
 

@@ -49,7 +49,7 @@ StepReport Trainer::step(bool update) {
     TensorId losses = model_.forward(tape_, step_);
     const std::size_t n = model_.loss_count();
     r.loss = std::numeric_limits<double>::quiet_NaN();
-    if (tape_.backend().info().kind != BackendKind::sim) {
+    if (tape_.backend().info().executes_kernels) {  // else no loss was computed
       std::vector<float> host(n);
       tape_.read(losses, host.data(), n * sizeof(float));
       double sum = 0;
@@ -99,10 +99,11 @@ void Trainer::adamw() {
 #if MEMENTO_HAS_CUDA
     // Mixed precision: the tape's parameter is the bf16 forward copy; AdamW updates an fp32
     // master copy, initialised (exactly) from it at the first update, and rewrites the bf16
-    // copy from it. The sim backend models no master weights (its memory figures predate
-    // them); the host backend runs no bf16.
+    // copy from it. Only where bf16 kernels really run: a backend that runs no kernels (sim)
+    // models no master weights (its memory figures predate them).
+    const DeviceInfo& info = tape_.backend().info();
     const bool init_master =
-        bf16 && st.master == nullptr && tape_.backend().info().kind == BackendKind::cuda;
+        bf16 && st.master == nullptr && info.executes_kernels && info.supports_bf16;
     if (init_master) st.master = tape_.allocator().allocate(st.bytes, s);
 #endif
     void* p = tape_.runtime().use(params[i]);

@@ -40,8 +40,8 @@ Runtime::Runtime(Backend& backend, CachingAllocator& allocator, PinnedHostPool* 
     trace_ = std::make_unique<ChromeTrace>(options_.trace_file);
     trace_->set_other_data("device", info.name);
     trace_->set_other_data("policy", policy_->name());
-    trace_->set_other_data(
-        "clock", info.kind == BackendKind::sim ? "sim virtual host clock" : "host wall clock");
+    trace_->set_other_data("clock",
+                           info.virtual_clock ? "sim virtual host clock" : "host wall clock");
   }
   handler_id_ = allocator_.add_pressure_handler(
       [this](std::size_t needed, Stream) { return on_pressure(needed); });

@@ -42,7 +42,7 @@ class BackendConformance : public ::testing::Test {
 
   [[nodiscard]] BackendKind kind() const { return backend_->info().kind; }
   /// True where device and pinned memory are real bytes (not sim's address space).
-  [[nodiscard]] bool real_memory() const { return kind() != BackendKind::sim; }
+  [[nodiscard]] bool real_memory() const { return backend_->info().holds_data; }
 
   std::unique_ptr<Backend> backend_;
 };

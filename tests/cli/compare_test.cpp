@@ -13,7 +13,7 @@
 #include "cli/temp_dir_test.hpp"
 #include "memento/error.hpp"
 #include "memento/policy.hpp"
-#include "nn/plan/plan.hpp"
+#include "policies/plan/plan.hpp"
 
 namespace memento::cli {
 namespace {

@@ -25,11 +25,15 @@
 #include "nn/nn_rig.hpp"
 #include "nn/nn_test_util.hpp"
 #include "nn/ops/ops.hpp"
-#include "nn/plan/mixed_plan.hpp"
 #include "nn/train.hpp"
+#include "policies/plan/mixed_plan.hpp"
 
 namespace memento::nn {
 namespace {
+
+using plan::make_mixed_plan;
+using plan::MixedSolution;
+using plan::MixedState;
 
 constexpr std::size_t MiB = std::size_t{1} << 20;
 

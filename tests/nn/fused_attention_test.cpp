@@ -16,12 +16,16 @@
 #include "nn/nn_rig.hpp"
 #include "nn/nn_test_util.hpp"
 #include "nn/ops/ops.hpp"
-#include "nn/plan/mixed_plan.hpp"
-#include "nn/plan/plan.hpp"
 #include "nn/train.hpp"
+#include "policies/plan/mixed_plan.hpp"
+#include "policies/plan/plan.hpp"
 
 namespace memento::nn {
 namespace {
+
+using plan::make_mixed_plan;
+using plan::MixedSolution;
+using plan::MixedState;
 
 Storage st(std::vector<float>& v) { return {v.data(), v.size() * sizeof(float)}; }
 

@@ -6,8 +6,8 @@
 #include <new>
 #include <string>
 
-#include "backends/cuda/cuda_try.hpp"
 #include "backends/numa.hpp"
+#include "common/cuda_try.hpp"
 #include "common/log.hpp"
 #include "memento/backends.hpp"
 #include "memento/error.hpp"
@@ -95,6 +95,13 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   info_.name = fmt::format("cuda:{} ({})", device_, prop.name);
   info_.capacity = total_bytes;
   info_.numa_node = numa::node_of_pci_bus_id(bus_id);
+  // A real GPU: its memory is reached by copies, its clock is the wall clock.
+  info_.executes_kernels = true;
+  info_.holds_data = true;
+  info_.host_addressable_memory = false;
+  info_.virtual_clock = false;
+  info_.supports_bf16 = true;
+  info_.numa_node_nearest_device = true;
   streams_.push_back(StreamSlot{nullptr, false});  // Stream{0}: the legacy default stream
 }
 

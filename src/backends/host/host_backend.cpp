@@ -35,6 +35,13 @@ HostBackend::HostBackend(HostBackendOptions options) : options_(options) {
   info_.numa_node = numa::node_of_calling_thread();
   info_.h2d_bandwidth = options_.link_bandwidth;  // 0: unthrottled, no meaningful rate
   info_.d2h_bandwidth = options_.link_bandwidth;
+  // Real execution on CPU threads over host memory; fp32 kernels only.
+  info_.executes_kernels = true;
+  info_.holds_data = true;
+  info_.host_addressable_memory = true;
+  info_.virtual_clock = false;
+  info_.supports_bf16 = false;
+  info_.numa_node_nearest_device = false;  // numa_node is the constructing thread's node
   streams_.push_back(std::make_unique<HostStream>("stream 0"));
 }
 

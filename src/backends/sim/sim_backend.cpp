@@ -75,6 +75,13 @@ DeviceInfo make_info(const DeviceProfile& profile) {
   info.memory_bandwidth = profile.hbm_bandwidth;
   info.h2d_bandwidth = profile.h2d_bandwidth;
   info.d2h_bandwidth = profile.d2h_bandwidth;
+  // A model: kernels and copies only advance clocks, memory is address space.
+  info.executes_kernels = false;
+  info.holds_data = false;
+  info.host_addressable_memory = false;
+  info.virtual_clock = true;
+  info.supports_bf16 = true;
+  info.numa_node_nearest_device = false;
   return info;
 }
 

@@ -63,8 +63,8 @@ class Gpt2 final : public Model {
     MEMENTO_EXPECTS(c.channels % c.heads == 0,
                     fmt::format("{}: channels ({}) must be a multiple of heads ({})", c.name,
                                 c.channels, c.heads));
-    const bool host_data = tape.backend().info().kind != BackendKind::sim;
-    MEMENTO_EXPECTS(c.dtype == DType::f32 || tape.backend().info().kind != BackendKind::host,
+    const bool host_data = tape.backend().info().holds_data;  // else writes are pointless
+    MEMENTO_EXPECTS(c.dtype == DType::f32 || tape.backend().info().supports_bf16,
                     fmt::format("{}: bf16 needs the cuda or sim backend; the host backend's "
                                 "kernels are fp32",
                                 c.name));
@@ -184,7 +184,7 @@ class Gpt2 final : public Model {
     TensorId tokens = tape.input(z(N) * 4);
     std::vector<TensorId> targets;  // one per chunk of the head
     for (int k = 0; k < K; ++k) targets.push_back(tape.input(z(chunk_rows(k)) * 4));
-    if (tape.backend().info().kind != BackendKind::sim) {
+    if (tape.backend().info().holds_data) {
       std::vector<std::int32_t> tok(z(N));
       std::vector<std::int32_t> tgt(z(N));
       batch(step, tok, tgt);

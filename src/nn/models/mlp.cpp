@@ -18,9 +18,9 @@ class Mlp final : public Model {
   Mlp(const MlpConfig& c, Tape& tape, std::uint64_t seed) : c_(c), seed_(seed) {
     MEMENTO_EXPECTS(c.layers > 0 && c.width > 0 && c.batch > 0 && c.classes > 1,
                     "mlp: every dimension must be positive (and at least 2 classes)");
-    MEMENTO_EXPECTS(c.dtype == DType::f32 || tape.backend().info().kind != BackendKind::host,
+    MEMENTO_EXPECTS(c.dtype == DType::f32 || tape.backend().info().supports_bf16,
                     "mlp: bf16 needs the cuda or sim backend; the host backend's kernels are fp32");
-    host_data_ = tape.backend().info().kind != BackendKind::sim;
+    host_data_ = tape.backend().info().holds_data;
     std::uint64_t k = 0;
     auto param = [&](int rows, int cols, float stddev) {
       const std::size_t n = z(rows) * z(cols);

@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <string>
 
-#include "nn/plan/plan.hpp"
+#include "nn/planning.hpp"
 #include "nn/tape.hpp"
 
 namespace memento::nn {

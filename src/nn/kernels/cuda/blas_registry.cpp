@@ -7,7 +7,7 @@
 #include <mutex>
 #include <utility>
 
-#include "backends/cuda/cuda_try.hpp"
+#include "common/cuda_try.hpp"
 
 namespace memento::nn::cuda {
 namespace {

@@ -10,7 +10,7 @@
 #include <cstdint>
 #include <string>
 
-#include "backends/cuda/cuda_try.hpp"
+#include "common/cuda_try.hpp"
 #include "memento/error.hpp"
 #include "nn/kernels/cuda/kernels_cuda.hpp"
 

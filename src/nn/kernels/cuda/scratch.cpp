@@ -4,7 +4,7 @@
 
 #include <cstdint>
 
-#include "backends/cuda/cuda_try.hpp"
+#include "common/cuda_try.hpp"
 
 namespace memento::nn::cuda {
 

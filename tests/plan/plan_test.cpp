@@ -13,11 +13,13 @@
 #include "nn/models/gpt2.hpp"
 #include "nn/models/mlp.hpp"
 #include "nn/nn_rig.hpp"
-#include "nn/plan/chain_dp.hpp"
 #include "nn/train.hpp"
+#include "policies/plan/chain_dp.hpp"
 
 namespace memento::nn {
 namespace {
+
+using namespace memento::plan;  // the planners under test
 
 /// The least recompute over all 3^n assignments (std::nullopt: nothing fits).
 std::optional<double> brute_force(const ChainCosts& c, double limit) {

@@ -1,4 +1,4 @@
-#include "nn/plan/mixed_plan.hpp"
+#include "policies/plan/mixed_plan.hpp"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -8,9 +8,9 @@
 #include <numeric>
 
 #include "memento/error.hpp"
-#include "nn/plan/chain_dp.hpp"
+#include "policies/plan/chain_dp.hpp"
 
-namespace memento::nn {
+namespace memento::plan {
 namespace {
 
 /// Seconds of kernels on the target's rates; without rates (a plan for a budget alone),
@@ -295,4 +295,4 @@ std::unique_ptr<Plan> make_mixed_plan(const ChainShape& shape, const PlanTarget&
                : "nothing fits: every block checkpointed");
 }
 
-}  // namespace memento::nn
+}  // namespace memento::plan

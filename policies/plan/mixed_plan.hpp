@@ -31,9 +31,9 @@
 #include <string>
 #include <vector>
 
-#include "nn/plan/plan.hpp"
+#include "policies/plan/plan.hpp"
 
-namespace memento::nn {
+namespace memento::plan {
 
 /// Of the forward's time (and of the backward's, for the copies back) the copies may take.
 inline constexpr double kMixedLinkShare = 0.9;
@@ -72,4 +72,4 @@ struct MixedSolution {
 /// A mixed plan carrying out `solution` as given; `how` ends its description.
 [[nodiscard]] std::unique_ptr<Plan> make_mixed_plan(MixedSolution solution, std::string how);
 
-}  // namespace memento::nn
+}  // namespace memento::plan

@@ -1,4 +1,4 @@
-#include "nn/plan/chain_dp.hpp"
+#include "policies/plan/chain_dp.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -6,7 +6,7 @@
 
 #include "memento/error.hpp"
 
-namespace memento::nn {
+namespace memento::plan {
 
 double chain_limit(const ChainShape& shape, double budget_bytes) {
   constexpr double kAllocatorMargin = 0.03;
@@ -108,4 +108,4 @@ std::optional<ChainSolution> solve_chain(const ChainCosts& c, double limit) {
   return best;
 }
 
-}  // namespace memento::nn
+}  // namespace memento::plan

@@ -1,6 +1,6 @@
 // The static planners. Each turns a chain's shape into a per-block decision; at_release then
 // maps (block, role) to keep, discard or offload.
-#include "nn/plan/plan.hpp"
+#include "policies/plan/plan.hpp"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -9,10 +9,10 @@
 #include <cmath>
 
 #include "memento/error.hpp"
-#include "nn/plan/chain_dp.hpp"
-#include "nn/plan/mixed_plan.hpp"
+#include "policies/plan/chain_dp.hpp"
+#include "policies/plan/mixed_plan.hpp"
 
-namespace memento::nn {
+namespace memento::plan {
 namespace {
 
 class NonePlan final : public Plan {
@@ -186,4 +186,4 @@ std::unique_ptr<Plan> make_plan(std::string_view name, const ChainShape& shape,
                                         fmt::join(plan_names(), ", ")));
 }
 
-}  // namespace memento::nn
+}  // namespace memento::plan

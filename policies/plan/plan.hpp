@@ -12,7 +12,7 @@
 
 #include "memento/kernel.hpp"
 
-namespace memento::nn {
+namespace memento::plan {
 
 /// Where a tensor sits in the model: its block (-1: outside the blocks, e.g. embeddings and
 /// the head) and its role in the block ("input" is the block's input, the residual stream).
@@ -107,4 +107,4 @@ struct PlanTarget {
                                               double budget_bytes);
 [[nodiscard]] std::vector<std::string> plan_names();
 
-}  // namespace memento::nn
+}  // namespace memento::plan

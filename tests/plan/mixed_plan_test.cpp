@@ -1,7 +1,7 @@
 // The mixed planner: its enumeration against a brute force over every per-block assignment
 // of the model in mixed_plan.hpp, its limits (budget, link, host memory), its fallback, and
 // what its plan does with each tensor.
-#include "nn/plan/mixed_plan.hpp"
+#include "policies/plan/mixed_plan.hpp"
 
 #include <gtest/gtest.h>
 
@@ -14,11 +14,13 @@
 #include "memento/error.hpp"
 #include "nn/models/gpt2.hpp"
 #include "nn/nn_rig.hpp"
-#include "nn/plan/chain_dp.hpp"
 #include "nn/train.hpp"
+#include "policies/plan/chain_dp.hpp"
 
 namespace memento::nn {
 namespace {
+
+using namespace memento::plan;  // the planners under test
 
 KernelCost timed(double seconds) {
   KernelCost k(0, 0);
@@ -252,6 +254,8 @@ TEST(MixedPlan, EveryStateTrainsBitIdenticallyOnTheHost) {
 namespace memento::nn {
 namespace {
 
+using namespace memento::plan;  // the planners under test
+
 TEST(SelectivePlan, DropsTheFewestCheapestRolesThatFit) {
   // Four blocks of a = 1 and s = 10 in roles x (4 B, 1 s), y (3 B, 3 s), z (2 B, 4 s) and a
   // role nothing recomputes: x is cheapest per byte, then y, then z. Every block dropping
@@ -301,6 +305,8 @@ TEST(SelectivePlan, WithoutRecomputeKernelsDropsTheScoresAlone) {
 
 namespace memento::nn {
 namespace {
+
+using namespace memento::plan;  // the planners under test
 
 TEST(SelectivePlan, ThinsGpt2TinyForABudgetWithTheSameGradients) {
   // The smallest budget at which selective still fits by its model drops several roles per

@@ -1,5 +1,6 @@
 // Checking cudart return codes. MEMENTO_CUDA_TRY throws; MEMENTO_CUDA_LOG is for noexcept
-// paths (frees, destructors) and only reports.
+// paths (frees, destructors) and only reports. Shared by everything in memento that calls
+// cudart (the cuda backend, the nn layer's CUDA kernels); internal, not installed.
 #pragma once
 
 #include <cuda_runtime_api.h>

@@ -18,9 +18,9 @@
 #include <optional>
 #include <vector>
 
-#include "nn/plan/plan.hpp"
+#include "policies/plan/plan.hpp"
 
-namespace memento::nn {
+namespace memento::plan {
 
 enum class BlockState : std::uint8_t { kept, segment_start, segment_rest };
 
@@ -53,4 +53,4 @@ struct ChainSolution {
 /// std::nullopt when none fits.
 [[nodiscard]] std::optional<ChainSolution> solve_chain(const ChainCosts& costs, double limit);
 
-}  // namespace memento::nn
+}  // namespace memento::plan
