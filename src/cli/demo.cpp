@@ -82,7 +82,7 @@ int run_demo(const DemoOptions& o) {
       "replay time: {:.3f} s{}\n",
       static_cast<double>(s.reserved.peak) / static_cast<double>(s.allocated.peak),
       100.0 * static_cast<double>(s.cache_hits) / static_cast<double>(s.allocations), seconds,
-      real_memory ? "" : " (virtual clock: this demo runs no kernels)");
+      backend->info().virtual_clock ? " (virtual clock: this demo runs no kernels)" : "");
   return 0;
 }
 
