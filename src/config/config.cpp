@@ -54,10 +54,10 @@ std::string profile_names() {
   return names;
 }
 
-// Adds context to a ConfigError raised by a nested parser. The original file:line prefix is
-// kept: it points at the check that failed.
+// Adds context to a ConfigError raised by a nested parser. The original location is kept:
+// it points at the check that failed.
 [[noreturn]] void rethrow_with(const ConfigError& e, std::string_view suffix) {
-  throw ConfigError(fmt::format("{}; {}", e.what(), suffix));
+  throw ConfigError(fmt::format("{}; {}", e.what(), suffix), e.file(), e.line());
 }
 
 double parse_percent(std::string_view text, std::string_view what, std::string_view number) {
