@@ -7,7 +7,6 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
-#include <regex>
 
 #include "cli/compare_table.hpp"
 #include "cli/progress.hpp"
@@ -112,22 +111,14 @@ double median(std::vector<double> v) {
   return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-// How far an out-of-memory run missed its budget at the failing request, from the
-// allocator's message: the reserved bytes plus the request, less the budget (what a larger
-// budget would have had to hold at that moment; a lower bound on the real shortfall, to the
-// message's two decimals). Unknown when the message has no figures (thrashing) or when the
-// request failed within the reserved bytes.
-std::optional<std::size_t> oom_shortfall(const std::string& message) {
-  static const std::regex kFigures(
-      R"(cannot allocate [^(]*\((\d+) bytes\).*budget of [^(]*\((\d+) bytes\).*reserved ([0-9.]+) (B|KiB|MiB|GiB|TiB) )");
-  std::smatch m;
-  if (!std::regex_search(message, m, kFigures)) return std::nullopt;
-  const double request = std::stod(m[1].str()), budget = std::stod(m[2].str());
-  const std::string unit = m[4].str();
-  const int power = unit == "B" ? 0 : unit == "KiB" ? 1 : unit == "MiB" ? 2 : unit == "GiB" ? 3 : 4;
-  const double miss = std::stod(m[3].str()) * std::exp2(10.0 * power) + request - budget;
-  if (miss <= 0) return std::nullopt;
-  return static_cast<std::size_t>(miss);
+// How far an out-of-memory run missed its budget at the failing request: the allocator's
+// reserved bytes plus the request, less the budget (what a larger budget would have had to
+// hold at that moment; a lower bound on the real shortfall). Unknown when the error has no
+// figures (thrashing) or when the request failed within the reserved bytes.
+std::optional<std::size_t> oom_shortfall(const OutOfMemory& e) {
+  const OomFigures* figures = e.figures();
+  if (figures == nullptr || figures->shortfall() == 0) return std::nullopt;
+  return figures->shortfall();
 }
 
 // One run on a fresh backend, allocator, runtime, tape and model. budget 0: none (the
@@ -180,7 +171,7 @@ RunResult run_one(const Setup& setup, const Strategy& strategy, std::size_t budg
     rt.flush_trace();
   } catch (const OutOfMemory& e) {
     r.error = e.what();
-    r.miss_bytes = oom_shortfall(r.error);
+    r.miss_bytes = oom_shortfall(e);
     if (setup.persistent_bytes > budget)
       r.miss_bytes = std::max(r.miss_bytes.value_or(0), setup.persistent_bytes - budget);
   }
