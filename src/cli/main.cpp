@@ -10,6 +10,7 @@
 #include "cli/replay.hpp"
 #include "cli/train.hpp"
 #include "cli/workload.hpp"
+#include "common/log.hpp"
 #include "memento/config.hpp"
 #include "memento/error.hpp"
 
@@ -111,6 +112,7 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
   try {
+    log::set_level(log::level_from_env());  // first: it decides how errors below are shown
     Config config = config_from_env();
     if (*train_cmd) {
       if (config.device && train_cmd->count("--device") == 0)
@@ -141,11 +143,9 @@ int main(int argc, char** argv) {
       return cli::run_demo(demo);
     }
     return cli::run_default_compare();  // the main job: no subcommand
-  } catch (const memento::Error& e) {
-    fmt::print(stderr, "memento: error: {}\n", e.what());
-    return 1;
-  } catch (const std::exception& e) {  // e.g. a filesystem error writing compare's files
-    fmt::print(stderr, "memento: error: {}\n", e.what());
+  } catch (const std::exception& e) {   // memento's, or e.g. a filesystem error writing files
+    // The message alone; with MEMENTO_LOG_LEVEL=debug also where memento raised it.
+    log::error(e);
     return 1;
   }
 }
