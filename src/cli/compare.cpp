@@ -236,15 +236,27 @@ std::vector<Strategy> parse_strategies(const std::vector<std::string>& items,
   return out;
 }
 
-CompareResult run_compare(const CompareOptions& o) {
-  // Everything the user gave is checked before the first run.
+namespace {
+
+// The options checked and resolved: what every run needs, all known before the first one.
+struct Validated {
   Setup setup;
+  std::string policy;  // what a bare planner hands the remaining pressure to
+  std::vector<Strategy> strategies;
+  std::vector<Budget> budgets;
+  std::unique_ptr<Staging> staging;  // the output directory (--out)
+};
+
+// Step 1: everything the user gave is checked before the first run.
+Validated validate(const CompareOptions& o) {
+  Validated v;
+  Setup& setup = v.setup;
   setup.device = parse_device(o.device, "--device");
-  const std::string policy = parse_policy(o.policy, "--policy");
-  const std::vector<Strategy> strategies = parse_strategies(o.strategies, policy);
-  const std::vector<Budget> budgets = parse_budgets(o.budgets);
+  v.policy = parse_policy(o.policy, "--policy");
+  v.strategies = parse_strategies(o.strategies, v.policy);
+  v.budgets = parse_budgets(o.budgets);
   std::size_t smallest = 0;  // the smallest byte budget, else the device's capacity
-  for (const Budget& b : budgets)
+  for (const Budget& b : v.budgets)
     if (b.bytes > 0 && (smallest == 0 || b.bytes < smallest)) smallest = b.bytes;
   if (smallest == 0 && o.workload.optimizer == "auto") smallest = device_capacity(setup.device);
   setup.model = parse_model(o.workload, setup.device, smallest);
@@ -254,8 +266,17 @@ CompareResult run_compare(const CompareOptions& o) {
   setup.steps = o.steps;
   setup.seed = o.seed;
   setup.lr = o.lr;
-  std::optional<Staging> staging;
-  if (o.out) staging.emplace(*o.out);
+  if (o.out) v.staging = std::make_unique<Staging>(*o.out);
+  return v;
+}
+
+// Step 2: the unlimited reference, then each strategy at each budget. Learns the device and
+// the model's size (`facts`), and what no budget can go below (setup.persistent_bytes).
+CompareResult run(Validated& v, const CompareOptions& o, RunFacts& facts) {
+  Setup& setup = v.setup;
+  const std::vector<Strategy>& strategies = v.strategies;
+  const std::vector<Budget>& budgets = v.budgets;
+  const Staging* staging = v.staging.get();
   const auto trace_path = [&](const std::string& name) {
     return staging ? fmt::format("{}/trace-{}.json", staging->dir(), file_slug(name))
                    : std::string();
@@ -275,7 +296,6 @@ CompareResult run_compare(const CompareOptions& o) {
 
   // The reference: no budget, no plan, the plainest policy.
   CompareResult result;
-  RunFacts facts;
   begin("unlimited");
   result.unlimited =
       run_one(setup, {"unlimited", "none", "lru"}, 0, trace_path("unlimited"), &facts);
@@ -288,8 +308,6 @@ CompareResult run_compare(const CompareOptions& o) {
                               facts.device_name.empty() ? o.device : facts.device_name, u.error),
                   ConfigError);
   setup.persistent_bytes = persistent_bytes(setup.model, facts.parameters);
-  const std::string dtype = setup.model.dtype() == nn::DType::bf16 ? "bf16" : "fp32";
-  const bool host_optimizer = setup.model.optimizer == nn::OptimizerPlacement::host;
   u.budget_fraction = 1;
   u.slowdown = 1;
   u.overhead = 0;
@@ -327,7 +345,19 @@ CompareResult run_compare(const CompareOptions& o) {
     }
   }
   if (progress) progress->finish();
+  return result;
+}
 
+// Step 3: the assumptions and the table; the output directory's files once every run
+// completed. NothingFits when no run fit its budget.
+void describe(const Validated& v, const CompareOptions& o, const RunFacts& facts,
+              CompareResult& result) {
+  const Setup& setup = v.setup;
+  const std::string& policy = v.policy;
+  const std::vector<Budget>& budgets = v.budgets;
+  const RunResult& u = result.unlimited;
+  const std::string dtype = setup.model.dtype() == nn::DType::bf16 ? "bf16" : "fp32";
+  const bool host_optimizer = setup.model.optimizer == nn::OptimizerPlacement::host;
   const auto& g = setup.model.gpt;
   const auto& m = setup.model.mlp_config;
   const bool sim = facts.kind == BackendKind::sim;
@@ -416,11 +446,20 @@ CompareResult run_compare(const CompareOptions& o) {
                     host_optimizer ? "" : ", their gradients and AdamW's state",
                     format_bytes(setup.persistent_bytes)));
   }
-  if (staging) {
-    write_report(result, staging->dir());
-    staging->commit();
+  if (v.staging) {
+    write_report(result, v.staging->dir());
+    v.staging->commit();
     if (o.print) fmt::print("wrote results.json, results.csv, traces and charts to {}\n", *o.out);
   }
+}
+
+}  // namespace
+
+CompareResult run_compare(const CompareOptions& o) {
+  Validated v = validate(o);
+  RunFacts facts;
+  CompareResult result = run(v, o, facts);
+  describe(v, o, facts, result);
   return result;
 }
 
