@@ -1,6 +1,8 @@
 // What an error carries: the message a user reads (what(), no source path), the location
 // for debugging (where()), and for the allocator's OutOfMemory the figures as fields that
-// equal its stats at the failure and that its message is built from.
+// equal its stats at the failure and that its message is built from; and MEMENTO_LOG_LEVEL,
+// which decides whether the CLI shows the location.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <limits>
@@ -8,6 +10,7 @@
 #include <string>
 
 #include "backend_types.hpp"
+#include "common/log.hpp"
 #include "memento/caching_allocator.hpp"
 #include "memento/config.hpp"
 #include "memento/error.hpp"
@@ -67,6 +70,48 @@ TEST(Error, ProjectPathStripsTheRootElseKeepsTheBaseName) {
   EXPECT_STREQ(detail::project_path("/elsewhere/deep/dir/thing.cpp"), "thing.cpp");
   EXPECT_STREQ(detail::project_path("thing.cpp"), "thing.cpp");
   EXPECT_STREQ(detail::project_path(__FILE__), "tests/allocator/errors_test.cpp");
+}
+
+TEST(LogLevel, TheFourLevelsAndABadValueNamingThem) {
+  EXPECT_EQ(log::parse_level("error", "MEMENTO_LOG_LEVEL"), log::Level::error);
+  EXPECT_EQ(log::parse_level("warning", "MEMENTO_LOG_LEVEL"), log::Level::warning);
+  EXPECT_EQ(log::parse_level("info", "MEMENTO_LOG_LEVEL"), log::Level::info);
+  EXPECT_EQ(log::parse_level("debug", "MEMENTO_LOG_LEVEL"), log::Level::debug);
+  for (const char* bad : {"loud", "DEBUG", " debug", "3"}) {
+    try {
+      (void)log::parse_level(bad, "MEMENTO_LOG_LEVEL");
+      ADD_FAILURE() << bad << " was accepted";
+    } catch (const ConfigError& e) {
+      EXPECT_EQ(std::string(e.what()),
+                fmt::format("MEMENTO_LOG_LEVEL=\"{}\" is not a log level; accepted: error, "
+                            "warning, info, debug",
+                            bad));
+    }
+  }
+}
+
+TEST(LogLevel, AnErrorShowsItsLocationOnlyAtDebug) {
+  const log::Level saved = log::level();
+  const ConfigError e("the value is bad", "src/config/bytes.cpp", 69);
+  log::set_level(log::Level::warning);
+  ::testing::internal::CaptureStderr();
+  log::error(e);
+  EXPECT_EQ(::testing::internal::GetCapturedStderr(), "memento: error: the value is bad\n");
+  log::set_level(log::Level::debug);
+  ::testing::internal::CaptureStderr();
+  log::error(e);
+  log::error(std::runtime_error("not memento's"));
+  log::error(ConfigError("no location"));
+  EXPECT_EQ(::testing::internal::GetCapturedStderr(),
+            "memento: error: the value is bad (at src/config/bytes.cpp:69)\n"
+            "memento: error: not memento's\n"
+            "memento: error: no location\n");
+  log::set_level(log::Level::error);  // warnings are silenced, errors are not
+  ::testing::internal::CaptureStderr();
+  log::warning("quiet");
+  log::error("loud");
+  EXPECT_EQ(::testing::internal::GetCapturedStderr(), "memento: error: loud\n");
+  log::set_level(saved);
 }
 
 template <typename T>
