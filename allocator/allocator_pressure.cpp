@@ -176,17 +176,21 @@ void CachingAllocator::Impl::throw_oom(std::unique_lock<detail::FutexLock>& lock
   std::size_t cached = s.reserved.current - s.active.current;
   lock.unlock();
   std::size_t evictable = probe ? std::min(probe(), s.allocated.current) : 0;
-  MEMENTO_FAIL(
-      OutOfMemory,
-      fmt::format("out of memory on {}: cannot allocate {} ({} bytes) on stream {} within the "
-                  "budget of {} ({} bytes): {}. Allocated {} in {} live blocks, reserved {} "
-                  "in {} segments ({} cached), unevictable {}; eviction freed {} for this "
-                  "request",
-                  backend_.info().name, format_bytes(bytes), bytes, stream.id,
-                  format_bytes(s.budget), s.budget, why, format_bytes(s.allocated.current),
-                  s.live_blocks.current, format_bytes(s.reserved.current), s.segments.current,
-                  format_bytes(cached), format_bytes(s.allocated.current - evictable),
-                  format_bytes(freed)));
+  // The figures travel as fields (compare reads the shortfall from them); the message is
+  // built from the same fields by describe().
+  throw OutOfMemory(OomFigures{.device = backend_.info().name,
+                               .requested = bytes,
+                               .stream = stream.id,
+                               .budget = s.budget,
+                               .allocated = s.allocated.current,
+                               .live_blocks = s.live_blocks.current,
+                               .reserved = s.reserved.current,
+                               .segments = s.segments.current,
+                               .cached = cached,
+                               .unevictable = s.allocated.current - evictable,
+                               .freed_by_eviction = freed,
+                               .reason = why},
+                    detail::project_path(__FILE__), __LINE__);
 }
 
 }  // namespace memento

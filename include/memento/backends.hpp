@@ -5,8 +5,8 @@
 #include <memory>
 
 #include "memento/backend.hpp"
-#include "memento/device_spec.hpp"
 #include "memento/device_profile.hpp"
+#include "memento/device_spec.hpp"
 
 namespace memento {
 

@@ -7,7 +7,6 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
-#include <regex>
 
 #include "cli/compare_table.hpp"
 #include "cli/progress.hpp"
@@ -56,33 +55,13 @@ std::vector<std::string> split_items(const std::vector<std::string>& items) {
   return out;
 }
 
-struct Budget {
-  std::string text;
-  double fraction = 0;    // > 0: a fraction of the unlimited peak
-  std::size_t bytes = 0;  // else absolute
-};
-
-std::vector<Budget> parse_budgets(const std::vector<std::string>& items) {
-  std::vector<Budget> out;
-  for (const std::string& s : split_items(items)) {
-    Budget b{s};
-    if (s.back() == '%') {
-      const std::string number = s.substr(0, s.size() - 1);
-      char* end = nullptr;
-      const double pct = std::strtod(number.c_str(), &end);
-      MEMENTO_EXPECTS(!number.empty() && end == number.c_str() + number.size() &&
-                          std::isfinite(pct) && pct > 0 && pct <= 100,
-                      fmt::format("--budget=\"{}\" is not accepted: a percentage (of the "
-                                  "unlimited peak) must be a number in (0, 100]",
-                                  s),
-                      ConfigError);
-      b.fraction = pct / 100;
-    } else {
-      b.bytes = parse_bytes(s, "--budget");
-    }
-    out.push_back(b);
-  }
-  MEMENTO_EXPECTS(!out.empty(), "--budget: no budget given", ConfigError);
+// compare's budgets: a bare percentage is of the unlimited peak (60%device: of the device).
+std::vector<BudgetSpec> parse_budgets(const std::vector<std::string>& items,
+                                      const std::string& source) {
+  std::vector<BudgetSpec> out;
+  for (const std::string& s : split_items(items))
+    out.push_back(parse_budget(s, source, {.bare_percent = BudgetBase::peak}));
+  MEMENTO_EXPECTS(!out.empty(), fmt::format("{}: no budget given", source), ConfigError);
   return out;
 }
 
@@ -102,7 +81,7 @@ struct Setup {
 struct RunFacts {
   std::string device_name;
   std::size_t capacity = 0;
-  BackendKind kind = BackendKind::host;
+  bool virtual_clock = false;
   std::size_t parameters = 0;
 };
 
@@ -112,22 +91,14 @@ double median(std::vector<double> v) {
   return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-// How far an out-of-memory run missed its budget at the failing request, from the
-// allocator's message: the reserved bytes plus the request, less the budget (what a larger
-// budget would have had to hold at that moment; a lower bound on the real shortfall, to the
-// message's two decimals). Unknown when the message has no figures (thrashing) or when the
-// request failed within the reserved bytes.
-std::optional<std::size_t> oom_shortfall(const std::string& message) {
-  static const std::regex kFigures(
-      R"(cannot allocate [^(]*\((\d+) bytes\).*budget of [^(]*\((\d+) bytes\).*reserved ([0-9.]+) (B|KiB|MiB|GiB|TiB) )");
-  std::smatch m;
-  if (!std::regex_search(message, m, kFigures)) return std::nullopt;
-  const double request = std::stod(m[1].str()), budget = std::stod(m[2].str());
-  const std::string unit = m[4].str();
-  const int power = unit == "B" ? 0 : unit == "KiB" ? 1 : unit == "MiB" ? 2 : unit == "GiB" ? 3 : 4;
-  const double miss = std::stod(m[3].str()) * std::exp2(10.0 * power) + request - budget;
-  if (miss <= 0) return std::nullopt;
-  return static_cast<std::size_t>(miss);
+// How far an out-of-memory run missed its budget at the failing request: the allocator's
+// reserved bytes plus the request, less the budget (what a larger budget would have had to
+// hold at that moment; a lower bound on the real shortfall). Unknown when the error has no
+// figures (thrashing) or when the request failed within the reserved bytes.
+std::optional<std::size_t> oom_shortfall(const OutOfMemory& e) {
+  const OomFigures* figures = e.figures();
+  if (figures == nullptr || figures->shortfall() == 0) return std::nullopt;
+  return figures->shortfall();
 }
 
 // One run on a fresh backend, allocator, runtime, tape and model. budget 0: none (the
@@ -160,19 +131,19 @@ RunResult run_one(const Setup& setup, const Strategy& strategy, std::size_t budg
   try {
     std::unique_ptr<nn::Model> model = build_model(setup.model, tape, setup.seed);
     if (facts)
-      *facts = {backend->info().name, device_capacity(setup.device), backend->info().kind,
+      *facts = {backend->info().name, device_capacity(setup.device), backend->info().virtual_clock,
                 model->parameter_count()};
-    nn::ChainShape shape = model->chain_shape();
+    plan::ChainShape shape = model->chain_shape();
     shape.fixed_bytes += trainer_bytes(setup.model, model->parameter_count());
     const DeviceInfo& info = backend->info();
-    plan = nn::make_plan(
+    plan = plan::make_plan(
         strategy.plan, shape,
-        nn::PlanTarget{.budget_bytes = static_cast<double>(budget),
-                       .matrix_flops = info.matrix_flops,
-                       .vector_flops = info.vector_flops,
-                       .memory_bandwidth = info.memory_bandwidth,
-                       .link_bytes_per_s = std::min(info.h2d_bandwidth, info.d2h_bandwidth),
-                       .host_bytes = static_cast<double>(setup.host_budget)});
+        plan::PlanTarget{.budget_bytes = static_cast<double>(budget),
+                         .matrix_flops = info.matrix_flops,
+                         .vector_flops = info.vector_flops,
+                         .memory_bandwidth = info.memory_bandwidth,
+                         .link_bytes_per_s = std::min(info.h2d_bandwidth, info.d2h_bandwidth),
+                         .host_bytes = static_cast<double>(setup.host_budget)});
     r.plan_description = plan->describe();
     tape.set_plan(plan.get());
     nn::Trainer trainer(tape, *model, {.lr = setup.lr, .placement = setup.model.optimizer});
@@ -180,7 +151,7 @@ RunResult run_one(const Setup& setup, const Strategy& strategy, std::size_t budg
     rt.flush_trace();
   } catch (const OutOfMemory& e) {
     r.error = e.what();
-    r.miss_bytes = oom_shortfall(r.error);
+    r.miss_bytes = oom_shortfall(e);
     if (setup.persistent_bytes > budget)
       r.miss_bytes = std::max(r.miss_bytes.value_or(0), setup.persistent_bytes - budget);
   }
@@ -212,7 +183,7 @@ RunResult run_one(const Setup& setup, const Strategy& strategy, std::size_t budg
 
 std::vector<Strategy> parse_strategies(const std::vector<std::string>& items,
                                        const std::string& policy) {
-  const std::vector<std::string> planners = nn::plan_names();
+  const std::vector<std::string> planners = plan::plan_names();
   const std::vector<std::string> policies = policy_names();
   const auto unknown = [&](const std::string& what) {
     MEMENTO_FAIL(ConfigError,
@@ -245,26 +216,56 @@ std::vector<Strategy> parse_strategies(const std::vector<std::string>& items,
   return out;
 }
 
-CompareResult run_compare(const CompareOptions& o) {
-  // Everything the user gave is checked before the first run.
+namespace {
+
+// The options checked and resolved: what every run needs, all known before the first one.
+struct Validated {
   Setup setup;
-  setup.device = parse_device(o.device, "--device");
-  const std::string policy = parse_policy(o.policy, "--policy");
-  const std::vector<Strategy> strategies = parse_strategies(o.strategies, policy);
-  const std::vector<Budget> budgets = parse_budgets(o.budgets);
-  std::size_t smallest = 0;  // the smallest byte budget, else the device's capacity
-  for (const Budget& b : budgets)
-    if (b.bytes > 0 && (smallest == 0 || b.bytes < smallest)) smallest = b.bytes;
-  if (smallest == 0 && o.workload.optimizer == "auto") smallest = device_capacity(setup.device);
+  std::string policy;  // what a bare planner hands the remaining pressure to
+  std::vector<Strategy> strategies;
+  std::vector<BudgetSpec> budgets;
+  std::unique_ptr<Staging> staging;  // the output directory (--out)
+};
+
+// Step 1: everything the user gave is checked before the first run.
+Validated validate(const CompareOptions& o) {
+  Validated v;
+  Setup& setup = v.setup;
+  setup.device = parse_device(o.device, o.sources.device);
+  v.policy = parse_policy(o.policy, o.sources.policy);
+  v.strategies = parse_strategies(o.strategies, v.policy);
+  v.budgets = parse_budgets(o.budgets, o.sources.budget);
+  // The smallest budget known before the unlimited run (bytes, shares of the device), else
+  // the device's capacity: --optimizer auto chooses by it.
+  std::size_t smallest = 0;
+  std::optional<std::size_t> capacity;
+  const auto device_bytes = [&] {
+    return *(capacity ? capacity : capacity.emplace(device_capacity(setup.device)));
+  };
+  for (const BudgetSpec& b : v.budgets) {
+    if (b.is_share() && b.base == BudgetBase::peak) continue;
+    const std::size_t bytes = b.is_share() ? b.resolve(device_bytes()) : b.bytes;
+    if (smallest == 0 || bytes < smallest) smallest = bytes;
+  }
+  if (smallest == 0 && o.workload.optimizer == "auto") smallest = device_bytes();
   setup.model = parse_model(o.workload, setup.device, smallest);
   MEMENTO_EXPECTS(o.steps >= 1, "--steps must be at least 1", ConfigError);
   setup.host_budget =
-      o.host_budget ? parse_bytes(*o.host_budget, "--host-budget") : std::size_t{16} << 30;
+      o.host_budget ? parse_bytes(*o.host_budget, o.sources.host_budget) : std::size_t{16} << 30;
   setup.steps = o.steps;
   setup.seed = o.seed;
   setup.lr = o.lr;
-  std::optional<Staging> staging;
-  if (o.out) staging.emplace(*o.out);
+  if (o.out) v.staging = std::make_unique<Staging>(*o.out);
+  return v;
+}
+
+// Step 2: the unlimited reference, then each strategy at each budget. Learns the device and
+// the model's size (`facts`), and what no budget can go below (setup.persistent_bytes).
+CompareResult run(Validated& v, const CompareOptions& o, RunFacts& facts) {
+  Setup& setup = v.setup;
+  const std::vector<Strategy>& strategies = v.strategies;
+  const std::vector<BudgetSpec>& budgets = v.budgets;
+  const Staging* staging = v.staging.get();
   const auto trace_path = [&](const std::string& name) {
     return staging ? fmt::format("{}/trace-{}.json", staging->dir(), file_slug(name))
                    : std::string();
@@ -284,7 +285,6 @@ CompareResult run_compare(const CompareOptions& o) {
 
   // The reference: no budget, no plan, the plainest policy.
   CompareResult result;
-  RunFacts facts;
   begin("unlimited");
   result.unlimited =
       run_one(setup, {"unlimited", "none", "lru"}, 0, trace_path("unlimited"), &facts);
@@ -297,29 +297,17 @@ CompareResult run_compare(const CompareOptions& o) {
                               facts.device_name.empty() ? o.device : facts.device_name, u.error),
                   ConfigError);
   setup.persistent_bytes = persistent_bytes(setup.model, facts.parameters);
-  const std::string dtype = setup.model.dtype() == nn::DType::bf16 ? "bf16" : "fp32";
-  const bool host_optimizer = setup.model.optimizer == nn::OptimizerPlacement::host;
   u.budget_fraction = 1;
   u.slowdown = 1;
   u.overhead = 0;
 
   // Every budget is checked before the first budgeted run.
   std::vector<std::size_t> budget_bytes;
-  for (const Budget& b : budgets) {
-    const std::size_t bytes =
-        b.fraction > 0 ? static_cast<std::size_t>(b.fraction * static_cast<double>(u.peak_bytes))
-                       : b.bytes;
-    MEMENTO_EXPECTS(bytes <= facts.capacity,
-                    fmt::format("--budget=\"{}\" ({}{}) exceeds the capacity of {} ({})", b.text,
-                                format_bytes(bytes), b.fraction > 0 ? " of the unlimited peak" : "",
-                                facts.device_name, format_bytes(facts.capacity)),
-                    ConfigError);
-    MEMENTO_EXPECTS(bytes > 0, fmt::format("--budget=\"{}\" is 0 bytes", b.text), ConfigError);
-    budget_bytes.push_back(bytes);
-  }
+  for (const BudgetSpec& b : budgets)
+    budget_bytes.push_back(b.resolve(facts.capacity, u.peak_bytes));
   for (const Strategy& s : strategies) {
     for (std::size_t bi = 0; bi < budgets.size(); ++bi) {
-      const Budget& b = budgets[bi];
+      const BudgetSpec& b = budgets[bi];
       const std::size_t bytes = budget_bytes[bi];
       const std::string name = fmt::format("{} @ {}", s.name, b.text);
       begin(name);
@@ -336,10 +324,22 @@ CompareResult run_compare(const CompareOptions& o) {
     }
   }
   if (progress) progress->finish();
+  return result;
+}
 
+// Step 3: the assumptions and the table; the output directory's files once every run
+// completed. NothingFits when no run fit its budget.
+void describe(const Validated& v, const CompareOptions& o, const RunFacts& facts,
+              CompareResult& result) {
+  const Setup& setup = v.setup;
+  const std::string& policy = v.policy;
+  const std::vector<BudgetSpec>& budgets = v.budgets;
+  const RunResult& u = result.unlimited;
+  const std::string dtype = setup.model.dtype() == nn::DType::bf16 ? "bf16" : "fp32";
+  const bool host_optimizer = setup.model.optimizer == nn::OptimizerPlacement::host;
   const auto& g = setup.model.gpt;
   const auto& m = setup.model.mlp_config;
-  const bool sim = facts.kind == BackendKind::sim;
+  const bool sim = facts.virtual_clock;
   auto& a = result.assumptions;
   a["model"] = o.workload.model;
   if (setup.model.mlp) {
@@ -364,8 +364,13 @@ CompareResult run_compare(const CompareOptions& o) {
   a["seed"] = o.seed;
   a["budget_percentages_of"] = "unlimited peak";
   // The same, as printed before the table.
+  // The runs go strategy by strategy, each over every budget: the first ones have their bytes.
   std::vector<std::string> budget_texts;
-  for (const Budget& b : budgets) budget_texts.push_back(b.text);
+  for (std::size_t i = 0; i < budgets.size() && i < result.runs.size(); ++i)
+    budget_texts.push_back(budgets[i].is_share()
+                               ? fmt::format("{} ({}) = {}", budgets[i].text, budgets[i].describe(),
+                                             format_bytes(result.runs[i].budget_bytes))
+                               : budgets[i].text);
   result.summary = {
       {"model", setup.model.mlp
                     ? fmt::format("mlp: {} layers, width {}, {} classes, batch {}", m.layers,
@@ -393,8 +398,8 @@ CompareResult run_compare(const CompareOptions& o) {
       {"strategies", fmt::format("a planner hands the remaining pressure to policy {}; a policy "
                                  "runs with plan none",
                                  policy)},
-      {"budgets",
-       join(budget_texts) + " (a percentage is of the unlimited peak, not of the device)"},
+      {"budgets", join(budget_texts) +
+                      " (a bare percentage is of the unlimited peak, N%device of the device)"},
       {"unlimited",
        fmt::format("peak {} reserved, step {} (no budget, plan none, policy lru{}){}",
                    format_bytes(u.peak_bytes), format_seconds(*u.step_time_s),
@@ -425,11 +430,20 @@ CompareResult run_compare(const CompareOptions& o) {
                     host_optimizer ? "" : ", their gradients and AdamW's state",
                     format_bytes(setup.persistent_bytes)));
   }
-  if (staging) {
-    write_report(result, staging->dir());
-    staging->commit();
+  if (v.staging) {
+    write_report(result, v.staging->dir());
+    v.staging->commit();
     if (o.print) fmt::print("wrote results.json, results.csv, traces and charts to {}\n", *o.out);
   }
+}
+
+}  // namespace
+
+CompareResult run_compare(const CompareOptions& o) {
+  Validated v = validate(o);
+  RunFacts facts;
+  CompareResult result = run(v, o, facts);
+  describe(v, o, facts, result);
   return result;
 }
 

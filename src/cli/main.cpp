@@ -6,11 +6,12 @@
 
 #include "cli/compare.hpp"
 #include "cli/demo.hpp"
+#include "cli/environment.hpp"
 #include "cli/plan.hpp"
 #include "cli/replay.hpp"
 #include "cli/train.hpp"
-#include "cli/environment.hpp"
 #include "cli/workload.hpp"
+#include "common/log.hpp"
 #include "memento/config.hpp"
 #include "memento/error.hpp"
 
@@ -140,6 +141,7 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
   try {
+    log::set_level(log::level_from_env());  // first: it decides how errors below are shown
     const Config config = config_from_env();
     using cli::apply_env_defaults;
     if (*train_cmd) {
@@ -153,10 +155,11 @@ int main(int argc, char** argv) {
       return cli::run_train(train);
     }
     if (*compare_cmd) {
-      apply_env_defaults(
-          *compare_cmd, config,
-          {.device = &compare.device, .policy = &compare.policy, .host_budget = &compare.host_budget},
-          compare.sources);
+      apply_env_defaults(*compare_cmd, config,
+                         {.device = &compare.device,
+                          .policy = &compare.policy,
+                          .host_budget = &compare.host_budget},
+                         compare.sources);
       cli::run_compare(compare);
       return 0;
     }
@@ -181,11 +184,9 @@ int main(int argc, char** argv) {
       return cli::run_demo(demo);
     }
     return cli::run_default_compare();  // the main job: no subcommand
-  } catch (const memento::Error& e) {
-    fmt::print(stderr, "memento: error: {}\n", e.what());
-    return 1;
-  } catch (const std::exception& e) {  // e.g. a filesystem error writing compare's files
-    fmt::print(stderr, "memento: error: {}\n", e.what());
+  } catch (const std::exception& e) {   // memento's, or e.g. a filesystem error writing files
+    // The message alone; with MEMENTO_LOG_LEVEL=debug also where memento raised it.
+    log::error(e);
     return 1;
   }
 }

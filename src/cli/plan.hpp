@@ -15,8 +15,8 @@ namespace memento::cli {
 struct PlanOptions {
   WorkloadOptions workload{.model = "gpt2-124m"};
   std::string device = "sim:a100-40gb";
-  std::string budget = "8GiB";  // bytes, or a percentage of the unlimited peak
-  std::string policy = "auto";  // what a bare planner hands the remaining pressure to
+  std::string budget = "8GiB";             // bytes, or a percentage of the unlimited peak
+  std::string policy = "auto";             // what a bare planner hands the remaining pressure to
   std::optional<std::string> host_budget;  // pinned host memory for offloads (16 GiB)
   int steps = 3;
   std::uint64_t seed = 1234;

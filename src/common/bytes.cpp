@@ -1,5 +1,7 @@
 // Byte sizes as people write them in variables and flags ("8GiB", "512MB", "1.5G") and as
 // memento prints them ("1.50 GiB").
+#include "memento/bytes.hpp"
+
 #include <fmt/format.h>
 
 #include <array>
@@ -11,7 +13,6 @@
 #include <string_view>
 
 #include "common/text.hpp"
-#include "memento/bytes.hpp"
 #include "memento/error.hpp"
 
 namespace memento {

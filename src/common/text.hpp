@@ -28,9 +28,10 @@ inline std::string setting(std::string_view what, std::string_view text) {
   return fmt::format("{}{}\"{}\"", what, sep, text);
 }
 
-/// Rethrows a ConfigError from a nested parser with more context after its message.
+/// Rethrows a ConfigError from a nested parser with more context after its message; the
+/// original location is kept: it points at the check that failed.
 [[noreturn]] inline void rethrow_with(const ConfigError& e, std::string_view suffix) {
-  throw ConfigError(fmt::format("{}; {}", e.what(), suffix));
+  throw ConfigError(fmt::format("{}; {}", e.what(), suffix), e.file(), e.line());
 }
 
 }  // namespace memento::text

@@ -147,9 +147,9 @@ Config parse_config(const EnvLookup& lookup) {
       budget, "MEMENTO_BUDGET", conf, "budget",
       [](std::string_view text, std::string_view what) { return parse_budget(text, what); },
       [](const BudgetSpec& a, const BudgetSpec& b) { return a.same_as(b); }, budget_source);
-  config.host_budget = merge<std::size_t>(
-      host_budget, "MEMENTO_HOST_BUDGET", conf, "host_budget", parse_bytes,
-      std::equal_to<std::size_t>{}, config.sources.host_budget);
+  config.host_budget =
+      merge<std::size_t>(host_budget, "MEMENTO_HOST_BUDGET", conf, "host_budget", parse_bytes,
+                         std::equal_to<std::size_t>{}, config.sources.host_budget);
   config.device = merge<DeviceSpec>(device, "MEMENTO_DEVICE", conf, "device", parse_device,
                                     std::equal_to<DeviceSpec>{}, config.sources.device);
   config.policy = merge<std::string>(policy, "MEMENTO_POLICY", conf, "policy", parse_policy,

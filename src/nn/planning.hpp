@@ -14,10 +14,4 @@ using plan::Plan;
 using plan::PlanAction;
 using plan::TensorTag;
 
-// src/cli/compare.cpp still names these through nn:: (it predates policies/plan); drop them
-// once it says plan::.
-using plan::make_plan;
-using plan::plan_names;
-using plan::PlanTarget;
-
 }  // namespace memento::nn

@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "memento/backends.hpp"
-#include "memento/caching_allocator.hpp"
 #include "memento/bytes.hpp"
+#include "memento/caching_allocator.hpp"
 #include "memento/error.hpp"
 #include "memento/op.hpp"
 #include "memento/pinned_host_pool.hpp"

@@ -162,6 +162,19 @@ TEST_F(CApi, WrongDeviceIndexIsNullAndNamesTheConfiguredDevice) {
   EXPECT_EQ(stats().allocations, 0u);
 }
 
+TEST_F(CApi, LastErrorIsTheMessageWithoutASourceLocation) {
+  EXPECT_EQ(memento_malloc(1024, 3, nullptr), nullptr);
+  EXPECT_EQ(last_error().rfind("memento_malloc: device 3 does not match", 0), 0u) << last_error();
+  EXPECT_EQ(memento_malloc(static_cast<ssize_t>(65 * kMiB), 0, nullptr), nullptr);
+  EXPECT_EQ(last_error().rfind("memento_malloc: out of memory on host", 0), 0u) << last_error();
+  set("MEMENTO_BUDGET", "12XB");
+  EXPECT_EQ(memento_malloc(1024, 0, nullptr), nullptr);
+  const std::string err = last_error();
+  EXPECT_EQ(err.rfind("memento_malloc: ", 0), 0u) << err;
+  EXPECT_NE(err.find("12XB"), std::string::npos) << err;
+  EXPECT_EQ(err.find(".cpp"), std::string::npos) << err;  // the message, not where it was raised
+}
+
 TEST_F(CApi, WrongDeviceOnSimNamesTheSimDevice) {
   set("MEMENTO_DEVICE", "sim:a100-40gb");
   EXPECT_EQ(memento_malloc(1024, 1, nullptr), nullptr);

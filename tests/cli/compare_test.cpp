@@ -7,10 +7,12 @@
 
 #include <filesystem>
 #include <fstream>
+#include <regex>
 #include <string>
 
 #include "cli/report_files.hpp"
 #include "cli/temp_dir_test.hpp"
+#include "memento/config.hpp"
 #include "memento/error.hpp"
 #include "memento/policy.hpp"
 #include "policies/plan/plan.hpp"
@@ -145,9 +147,43 @@ TEST_F(CompareTest, WritesResultsJsonCsvTracesAndCharts) {
   }
 }
 
+// An out-of-memory run misses its budget by the allocator's reserved bytes plus the failing
+// request, less the budget: the figures its message shows, to the message's rounding.
+TEST_F(CompareTest, AnOutOfMemoryRunMissesByTheAllocatorsFigures) {
+  CompareOptions o = options();
+  o.budgets = {"30%"};  // above what is never evicted, below what these strategies need
+  o.strategies = {"none", "recompute", "every-layer", "lru"};  // lru fits: no NothingFits
+  o.steps = 1;
+  o.out.reset();
+  const CompareResult result = run_compare(o);
+  const std::regex figures(
+      R"(cannot allocate [^(]*\((\d+) bytes\).*budget of [^(]*\((\d+) bytes\).*reserved ([0-9.]+) (B|KiB|MiB|GiB) in)");
+  int checked = 0;
+  for (const RunResult& r : result.runs) {
+    SCOPED_TRACE(r.strategy.name + ": " + r.error);
+    if (r.fits) continue;
+    std::smatch m;
+    ASSERT_TRUE(std::regex_search(r.error, m, figures));
+    const std::size_t request = std::stoull(m[1].str()), budget = std::stoull(m[2].str());
+    EXPECT_EQ(budget, r.budget_bytes);
+    ASSERT_TRUE(r.miss_bytes.has_value());
+    // The reserved bytes the shortfall implies print as the message's reserved figure.
+    const std::size_t reserved = *r.miss_bytes + budget - request;
+    EXPECT_EQ(format_bytes(reserved) + " in", m[3].str() + " " + m[4].str() + " in");
+    const std::string unit = m[4].str();
+    const double scale = unit == "B"     ? 1
+                         : unit == "KiB" ? 1024.0
+                         : unit == "MiB" ? 1024.0 * 1024
+                                         : 1024.0 * 1024 * 1024;
+    EXPECT_NEAR(static_cast<double>(reserved), std::stod(m[3].str()) * scale, 0.005 * scale);
+    ++checked;
+  }
+  EXPECT_GT(checked, 0) << "no run ran out of memory: the budget no longer tests the shortfall";
+}
+
 TEST_F(CompareTest, StrategyNames) {
   const auto all = parse_strategies({"all"}, "auto");
-  EXPECT_EQ(all.size(), nn::plan_names().size() + policy_names().size());
+  EXPECT_EQ(all.size(), plan::plan_names().size() + policy_names().size());
   const auto s = parse_strategies({"sqrt,dtr", "selective+offload"}, "recompute");
   ASSERT_EQ(s.size(), 3u);
   EXPECT_EQ(s[0].plan, "sqrt");

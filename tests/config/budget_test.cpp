@@ -1,6 +1,8 @@
 // parse_budget and BudgetSpec: every form in every syntax (a bare share of device memory
 // or of the unlimited peak; replay's fractions), resolve against the device and the peak,
 // and errors that name where the value came from.
+#include "memento/budget.hpp"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -10,7 +12,6 @@
 #include <vector>
 
 #include "config/config_testing.hpp"
-#include "memento/budget.hpp"
 #include "memento/config.hpp"
 #include "memento/error.hpp"
 
@@ -29,8 +30,8 @@ struct BadCase {
   const char* reason;
 };
 
-constexpr BudgetSyntax kDevice{};                                     // MEMENTO_BUDGET, train
-constexpr BudgetSyntax kPeak{.bare_percent = BudgetBase::peak};       // compare, plan
+constexpr BudgetSyntax kDevice{};                                // MEMENTO_BUDGET, train
+constexpr BudgetSyntax kPeak{.bare_percent = BudgetBase::peak};  // compare, plan
 constexpr BudgetSyntax kReplay{.bare_percent = BudgetBase::peak, .fractions = true};
 
 // The one parser over every form and syntax: what each text means where it is read.
@@ -106,8 +107,7 @@ TEST(ParseBudget, BadFractions) {
                                                {"0.0", "must be in (0, 1]"},
                                                {"0", "must be in (0, 1]"}}) {
     SCOPED_TRACE(c.text);
-    const std::string msg =
-        config_error([&] { (void)parse_budget(c.text, "--budget", kReplay); });
+    const std::string msg = config_error([&] { (void)parse_budget(c.text, "--budget", kReplay); });
     EXPECT_THAT(msg, HasSubstr(std::string("--budget=\"") + c.text + "\""));
     EXPECT_THAT(msg, HasSubstr(c.reason));
     EXPECT_THAT(msg, HasSubstr("or a fraction of the unlimited peak in (0, 1], e.g. 0.5"));
@@ -132,14 +132,15 @@ TEST(ParseBudget, TheEnvironmentReadsABareShareAsDeviceMemory) {
   EXPECT_EQ(c.budget->base, BudgetBase::device);
   EXPECT_EQ(c.budget->source, "MEMENTO_BUDGET");
   // The explicit forms agree with the bare one where they mean the same.
-  const Config both = parse_config(env({{"MEMENTO_BUDGET", "60%"}, {"MEMENTO_CONF", "budget:60%device"}}));
+  const Config both =
+      parse_config(env({{"MEMENTO_BUDGET", "60%"}, {"MEMENTO_CONF", "budget:60%device"}}));
   ASSERT_TRUE(both.budget);
   EXPECT_EQ(both.budget->resolve(100 * GiB), 60 * GiB);
-  EXPECT_THAT(config_error([] {
-                (void)parse_config(
-                    env({{"MEMENTO_BUDGET", "60%"}, {"MEMENTO_CONF", "budget:60%peak"}}));
-              }),
-              HasSubstr("conflicts with MEMENTO_CONF budget:\"60%peak\""));
+  EXPECT_THAT(
+      config_error([] {
+        (void)parse_config(env({{"MEMENTO_BUDGET", "60%"}, {"MEMENTO_CONF", "budget:60%peak"}}));
+      }),
+      HasSubstr("conflicts with MEMENTO_CONF budget:\"60%peak\""));
 }
 
 TEST(ParseBudget, BytesForms) {
@@ -189,12 +190,12 @@ TEST(ParseBudget, PercentForms) {
 
 TEST(ParseBudget, BadPercent) {
   const std::vector<BadCase> cases = {
-      {"0%", "must be in (0, 100]"},   {"0.0%", "must be in (0, 100]"},
-      {"150%", "must be in (0, 100]"}, {"100.01%", "must be in (0, 100]"},
-      {"-5%", "must be in (0, 100]"},  {"%", "no number"},
-      {"abc%", "malformed number"},    {"1e2%", "malformed number"},
-      {".5%", "malformed number"},     {"5.%", "malformed number"},
-      {"1.2.3%", "malformed number"},  {"inf%", "malformed number"},
+      {"0%", "must be in (0, 100]"},       {"0.0%", "must be in (0, 100]"},
+      {"150%", "must be in (0, 100]"},     {"100.01%", "must be in (0, 100]"},
+      {"-5%", "must be in (0, 100]"},      {"%", "no number"},
+      {"abc%", "malformed number"},        {"1e2%", "malformed number"},
+      {".5%", "malformed number"},         {"5.%", "malformed number"},
+      {"1.2.3%", "malformed number"},      {"inf%", "malformed number"},
       {"60%%", "neither device nor peak"}, {"60%gpu", "neither device nor peak"},
   };
   for (const BadCase& c : cases) {

@@ -1,5 +1,5 @@
-// parse_bytes, format_bytes and parse_device (budgets: budget_test.cpp). Every error case checks the
-// exception type and that the message names the variable, the value and what is accepted.
+// parse_bytes, format_bytes and parse_device (budgets: budget_test.cpp). Every error case checks
+// the exception type and that the message names the variable, the value and what is accepted.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
