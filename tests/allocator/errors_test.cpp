@@ -61,7 +61,7 @@ TEST(Error, RaisedInTheLibraryNamesItsFileRelativeToTheProject) {
   } catch (const ConfigError& e) {
     EXPECT_EQ(std::string(e.what()).rfind("--budget=\"12XB\"", 0), 0u) << e.what();
     EXPECT_FALSE(has_source_path(e.what())) << e.what();
-    EXPECT_TRUE(std::regex_match(e.where(), std::regex(R"(src/config/[a-z_]+\.cpp:[0-9]+)")))
+    EXPECT_TRUE(std::regex_match(e.where(), std::regex(R"(src/common/[a-z_]+\.cpp:[0-9]+)")))
         << e.where();
   }
 }

@@ -224,7 +224,13 @@ TEST_F(CompareTest, BadInputFailsAndWritesNoResults) {
   fails(o, "--budget=\"12XB\" is not a byte size");
   o = options();
   o.budgets = {"0%"};
-  fails(o, "must be a number in (0, 100]");
+  fails(o, "--budget=\"0%\" is not a valid budget: a percentage must be in (0, 100]");
+  o = options();
+  o.budgets = {"50%", "64GiB"};
+  fails(o, "--budget=\"64GiB\" (64.00 GiB) exceeds the device capacity (4.00 GiB)");
+  o = options();
+  o.budgets = {"50%pk"};
+  fails(o, "\"pk\" after '%' is neither device nor peak");
   o = options();
   o.workload.dtype = "fp8";
   fails(o, "--dtype=\"fp8\"");
