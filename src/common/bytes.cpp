@@ -19,6 +19,7 @@ namespace memento {
 namespace {
 
 using text::is_digit;
+using text::lower;
 using text::is_space;
 using text::setting;
 using text::trim;
@@ -52,12 +53,6 @@ constexpr std::array<Unit, 14> kUnits{{
     {"tib", kKi* kKi* kKi* kKi},
     {"tb", kK* kK* kK* kK},
 }};
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
 
 const Unit* find_unit(std::string_view name) {
   const std::string key = lower(name);

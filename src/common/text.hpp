@@ -14,6 +14,12 @@ namespace memento::text {
 inline bool is_space(char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; }
 inline bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
+inline std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
 inline std::string_view trim(std::string_view s) {
   while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
   while (!s.empty() && is_space(s.back())) s.remove_suffix(1);

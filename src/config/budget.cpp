@@ -18,6 +18,7 @@ namespace memento {
 namespace {
 
 using text::is_digit;
+using text::lower;
 using text::rethrow_with;
 using text::setting;
 using text::trim;
@@ -49,12 +50,6 @@ std::optional<double> plain_decimal(std::string_view number) {
   const auto [ptr, ec] = std::from_chars(number.data(), number.data() + number.size(), value);
   if (ec != std::errc{} || ptr != number.data() + number.size()) return std::nullopt;
   return value;
-}
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
 }
 
 // "60%", "60%peak", "60% device": the share and its base.
