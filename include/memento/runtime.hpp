@@ -19,6 +19,7 @@
 #include "memento/pinned_host_pool.hpp"
 #include "memento/policy.hpp"
 #include "memento/residency.hpp"
+#include "memento/step_plan.hpp"
 
 namespace memento {
 
@@ -26,6 +27,8 @@ class TensorRegistry;
 struct TensorDesc;
 class ChromeTrace;
 struct TrackedTensor;
+struct StepGraph;
+struct StepPlan;
 
 struct RuntimeCounters {
   std::size_t discards = 0;           ///< evictions by discard
@@ -51,6 +54,13 @@ struct StepStats {
   /// Seconds the compute stream waited for copies (device-side waits on the copy streams
   /// and on memory an offload still read); std::nullopt where the backend cannot tell.
   std::optional<double> stalled_seconds;
+  /// With RuntimeOptions::plan_from_observation: whether the step was observed (the dynamic
+  /// policy alone) or ran under a plan, and that plan (for an observed step, the one it led
+  /// to). Bytes the dynamic policy evicted under pressure on top of the plan.
+  StepPhase phase = StepPhase::dynamic;
+  std::optional<StepPlanSummary> plan;
+  bool replanned = false;  ///< `plan` was made at the end of this step (from this step)
+  std::size_t unplanned_evicted_bytes = 0;
 };
 
 struct RuntimeOptions {
@@ -74,6 +84,12 @@ struct RuntimeOptions {
   std::string trace_file{};
   /// The prefetcher keeps at most this many bytes of copies back in flight ahead of use.
   std::size_t prefetch_lookahead_bytes = std::size_t{1} << 30;
+  /// The budget-only path: observe a step (the dynamic policy handles its pressure), plan
+  /// keep / offload / recompute per tensor for the budget on what it saw, and apply the plan
+  /// from the next step on (memento/step_plan.hpp). It plans again when the step changes
+  /// (other tensors or uses), when the budget changes, or when the dynamic policy has to
+  /// evict more than a tenth of the planned bytes on top of the plan.
+  bool plan_from_observation = false;
 };
 
 class Runtime {
@@ -93,6 +109,11 @@ class Runtime {
   /// and records the recipe, so the result can be discarded and recomputed.
   TensorId compute(std::shared_ptr<const Op> op, const std::vector<TensorId>& inputs,
                    std::size_t output_bytes, RngState rng = {});
+
+  /// Launches a kernel that is not an op with a recipe (a backward, an optimizer update) on
+  /// `stream`. On the compute stream its modelled time counts in the step's timeline, which
+  /// the prefetcher and the budget-only path's plan time copies against.
+  void launch(Stream stream, Kernel kernel);
 
   /// Pins the tensor and returns its device storage, bringing it back first if it was
   /// evicted (waits for or issues copies, or recomputes it). Pair with release().
@@ -123,6 +144,15 @@ class Runtime {
   std::vector<TensorId> checkpoint(
       const std::function<std::vector<TensorId>(const std::vector<TensorId>&)>& fn,
       const std::vector<TensorId>& inputs);
+
+  /// Marks a tensor as part of a region (a block; -1: none) with a role, for the plan
+  /// candidates (see set_plan_candidates). LogicError for an unknown id.
+  void mark(TensorId id, int region, std::string_view role);
+  /// Starting points the planner of the budget-only path searches from, besides nothing
+  /// (e.g. memento's static planners' plans for the model). Takes effect at the next plan.
+  void set_plan_candidates(std::vector<PlanCandidate> candidates);
+  /// The plan in force (plan_from_observation), if one has been made.
+  [[nodiscard]] std::optional<StepPlanSummary> plan() const;
 
   /// Delimit a training step. The prefetcher learns the order in which a step uses its
   /// tensors (by creation order within the step, so the same program gives the same
@@ -175,6 +205,16 @@ class Runtime {
   void note_use(TensorId id);
   void prefetch_ahead();
   double next_use_seconds(TensorId id) const;
+  // The budget-only path (planned_steps.cpp).
+  void observe_point();
+  void observe_tensor(TensorId id);
+  void observe_use(std::size_t ordinal);
+  void observe_free(TensorId id);
+  void apply_plan(TensorId id);
+  void begin_planned_step();
+  void end_planned_step(StepStats& stats);
+  void make_plan(const StepGraph& graph);
+  void forget_measured_plans();
   /// Trace hooks: no-ops without a trace.
   void trace_span(const char* category, std::string_view name, double start, TensorId id,
                   std::size_t bytes);
@@ -205,7 +245,14 @@ class Runtime {
   RuntimeCounters step_base_;
   std::size_t prefetches_ahead_ = 0;
   std::optional<double> stall_base_;
-  double step_work_ = 0;              // modelled compute seconds launched in this step
+  double step_work_ = 0;    // modelled compute seconds launched in this step
+  double launch_work_ = 0;  // ... by launch() (backward, optimizer) on compute_
+  /// The step's clock for the prefetcher: its ops' modelled seconds, and with
+  /// plan_from_observation the other kernels' too (the dynamic-only path keeps the clock
+  /// its figures were measured with; see docs/DESIGN.md).
+  double work_clock() const {
+    return step_work_ + (options_.plan_from_observation ? launch_work_ : 0);
+  }
   double stall_per_offload_ = 0;      // learnt: see PolicyContext::stall_per_offload
   std::vector<bool> offloaded_;       // by ordinal: offloaded in this step
   std::vector<bool> last_offloaded_;  // ... in the previous step
@@ -220,6 +267,30 @@ class Runtime {
   std::vector<Access> order_;       // this step's uses
   std::vector<Access> last_order_;  // the previous step's uses
   std::size_t cursor_ = 0;          // position in last_order_
+  bool order_frozen_ = false;       // last_order_ is the plan's first step's: kept
+
+  // The budget-only path (plan_from_observation).
+  std::unique_ptr<StepGraph> observed_;    // this step, as it runs
+  std::unique_ptr<StepGraph> plan_graph_;  // the step the plan was made from
+  std::unique_ptr<StepPlan> plan_;
+  std::vector<PlanCandidate> candidates_;
+  bool plan_in_force_ = false;      // this step follows the plan so far
+  std::vector<std::size_t> uses_;   // this step's uses so far, by ordinal
+  std::size_t device_base_ = 0;     // tracked device bytes at begin_step
+  double recompute_work_ = 0;       // modelled seconds of this step's recomputes
+  double begin_other_ = 0;          // bytes not this step's tensors' at begin_step
+  std::size_t planned_bytes_ = 0;   // evicted by the plan in this step
+  std::size_t pressure_bytes_ = 0;  // evicted by the dynamic policy in this step
+  double plan_margin_ = 0.05;
+  bool warned_thrash_ = false;
+  // Settling: the fastest plan measured for this program and budget; plans made because
+  // the dynamic policy overflowed are tried at most kMaxReplans times, and one slower than
+  // the best goes back to it for good.
+  std::unique_ptr<StepPlan> best_plan_;
+  double best_seconds_ = 0;
+  double best_margin_ = 0;
+  int overflow_replans_ = 0;
+  bool settled_ = false;
 };
 
 }  // namespace memento

@@ -19,6 +19,7 @@
 #include "memento/pinned_host_pool.hpp"
 #include "memento/policy.hpp"
 #include "memento/runtime.hpp"
+#include "nn/plan_candidates.hpp"
 #include "nn/train.hpp"
 #include "policies/plan/plan.hpp"
 
@@ -120,6 +121,7 @@ RunResult run_one(const Setup& setup, const Strategy& strategy, std::size_t budg
   PinnedHostPool pool(*backend, setup.host_budget);
   RuntimeOptions ropt;
   ropt.trace_file = trace_path;  // empty: no trace (and not MEMENTO_TRACE either)
+  ropt.plan_from_observation = strategy.observe;
   Runtime rt(*backend, alloc, &pool, make_policy(strategy.policy), ropt);
   std::unique_ptr<nn::Plan> plan;  // outlives the tape's use of it
   nn::Tape tape(rt, alloc, *backend);
@@ -136,19 +138,24 @@ RunResult run_one(const Setup& setup, const Strategy& strategy, std::size_t budg
     plan::ChainShape shape = model->chain_shape();
     shape.fixed_bytes += trainer_bytes(setup.model, model->parameter_count());
     const DeviceInfo& info = backend->info();
-    plan = plan::make_plan(
-        strategy.plan, shape,
-        plan::PlanTarget{.budget_bytes = static_cast<double>(budget),
-                         .matrix_flops = info.matrix_flops,
-                         .vector_flops = info.vector_flops,
-                         .memory_bandwidth = info.memory_bandwidth,
-                         .link_bytes_per_s = std::min(info.h2d_bandwidth, info.d2h_bandwidth),
-                         .host_bytes = static_cast<double>(setup.host_budget)});
+    const plan::PlanTarget target{
+        .budget_bytes = static_cast<double>(budget),
+        .matrix_flops = info.matrix_flops,
+        .vector_flops = info.vector_flops,
+        .memory_bandwidth = info.memory_bandwidth,
+        .link_bytes_per_s = std::min(info.h2d_bandwidth, info.d2h_bandwidth),
+        .host_bytes = static_cast<double>(setup.host_budget)};
+    plan = plan::make_plan(strategy.plan, shape, target);
     r.plan_description = plan->describe();
+    if (strategy.observe) rt.set_plan_candidates(nn::plan_candidates(shape, target));
     tape.set_plan(plan.get());
     nn::Trainer trainer(tape, *model, {.lr = setup.lr, .placement = setup.model.optimizer});
     for (int i = 0; i < setup.steps; ++i) steps.push_back(trainer.step());
     rt.flush_trace();
+    if (std::optional<StepPlanSummary> made = rt.plan()) {
+      r.plan_description = made->describe();
+      r.plan_cpu_s = made->plan_cpu_seconds;
+    }
   } catch (const OutOfMemory& e) {
     r.error = e.what();
     r.miss_bytes = oom_shortfall(e);
@@ -186,10 +193,11 @@ std::vector<Strategy> parse_strategies(const std::vector<std::string>& items,
   const std::vector<std::string> planners = plan::plan_names();
   const std::vector<std::string> policies = policy_names();
   const auto unknown = [&](const std::string& what) {
-    MEMENTO_FAIL(ConfigError,
-                 fmt::format("unknown strategy \"{}\"; accepted: a planner ({}), a policy ({}), "
-                             "PLANNER+POLICY, or all",
-                             what, join(planners), join(policies)));
+    MEMENTO_FAIL(
+        ConfigError,
+        fmt::format("unknown strategy \"{}\"; accepted: budget (observe a step, then plan), a "
+                    "planner ({}), a policy ({}), PLANNER+POLICY, or all",
+                    what, join(planners), join(policies)));
   };
   std::vector<Strategy> out;
   const auto add = [&](Strategy s) {
@@ -197,7 +205,10 @@ std::vector<Strategy> parse_strategies(const std::vector<std::string>& items,
       out.push_back(std::move(s));
   };
   for (const std::string& item : split_items(items)) {
-    if (item == "all") {
+    if (item == "budget") {
+      add({"budget", "none", policy, true});
+    } else if (item == "all") {
+      add({"budget", "none", policy, true});
       for (const std::string& p : planners) add({p, p, policy});
       for (const std::string& p : policies) add({p, "none", p});
     } else if (const std::size_t plus = item.find('+'); plus != std::string::npos) {

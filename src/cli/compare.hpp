@@ -27,8 +27,8 @@ struct CompareOptions {
   /// Planner names, policy names, PLANNER+POLICY, or "all".
   /// (No bare "none": with the default --policy auto it would repeat "auto", plan none
   /// handing everything to policy auto.)
-  std::vector<std::string> strategies = {"every-layer", "sqrt",    "selective", "mixed",
-                                         "recompute",   "offload", "auto"};
+  std::vector<std::string> strategies = {"budget", "every-layer", "sqrt",    "selective",
+                                         "mixed",  "recompute",   "offload", "auto"};
   std::string policy = "auto";  // what a bare planner hands the remaining pressure to
   int steps = 3;
   std::optional<std::string> out;          // directory for results.json, traces, charts
@@ -40,10 +40,13 @@ struct CompareOptions {
 };
 
 /// A strategy as run: the plan decides at each release, the policy handles the rest.
+/// `budget` is the budget-only path: no plan given, the runtime observes the first step and
+/// plans from it (RuntimeOptions::plan_from_observation), with the policy for the rest.
 struct Strategy {
-  std::string name;  // as the user wrote it ("sqrt", "dtr", "sqrt+dtr")
+  std::string name;  // as the user wrote it ("sqrt", "dtr", "sqrt+dtr", "budget")
   std::string plan;
   std::string policy;
+  bool observe = false;
 };
 
 struct RunResult {
@@ -68,7 +71,8 @@ struct RunResult {
   std::size_t evictions = 0;
   std::size_t recomputes = 0;
   std::string plan_description;
-  std::string trace_file;  // file name in the output directory; empty without --out
+  std::optional<double> plan_cpu_s;  // the budget-only path: CPU time of its last plan
+  std::string trace_file;            // file name in the output directory; empty without --out
 };
 
 struct CompareResult {

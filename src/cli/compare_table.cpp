@@ -84,6 +84,16 @@ void print_compare_report(const CompareResult& result) {
   for (const RunResult& r : result.runs)
     row(r, fmt::format("{} ({:.0f}%)", format_bytes(r.budget_bytes), r.budget_fraction * 100));
   print_table(rows, {0, 1, 3});
+  // The budget-only path's plans: what they do and what planning cost.
+  bool planned = false;
+  for (const RunResult& r : result.runs)
+    if (r.plan_cpu_s) {
+      if (!planned) fmt::print("\n");
+      planned = true;
+      fmt::print("{} at {}: observed step 1, then {} (planned in {:.1f} ms of CPU)\n",
+                 r.strategy.name, format_bytes(r.budget_bytes), r.plan_description,
+                 *r.plan_cpu_s * 1e3);
+    }
   fmt::print(
       "\nbudget: bytes (% of the unlimited peak); peak: max over steps of the reserved bytes;\n"
       "step: median backend-clock time of the steps after the first; recompute ... stalled: the "

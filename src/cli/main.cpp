@@ -59,6 +59,10 @@ int main(int argc, char** argv) {
   train_cmd->add_option("--policy", train.policy,
                         "eviction policy: lru, largest, recompute, offload, dtr, capuchin or "
                         "auto (default: MEMENTO_POLICY, else auto)");
+  train_cmd->add_option("--plan", train.plan,
+                        "observe (default: observe the first step under the policy, then plan "
+                        "keep / offload / recompute per tensor for the budget and apply it from "
+                        "the second) or none (the policy alone)");
   train_cmd->add_option("--dtype", train.dtype, "fp32 or bf16 (bf16: cuda and sim)");
   train_cmd->add_option("--attention", train.attention,
                         "GPT-2's attention: eager (the scores are an activation) or fused (one "
@@ -96,10 +100,11 @@ int main(int argc, char** argv) {
       ->delimiter(',');
   compare_cmd
       ->add_option("--strategies", compare.strategies,
-                   "comma-separated: planners (none, every-layer, sqrt, selective, "
-                   "offload-blocks, optimal), policies (lru, largest, recompute, offload, dtr, "
-                   "capuchin, auto), PLANNER+POLICY, or all (default: none, every-layer, sqrt, "
-                   "selective, recompute, offload, auto)")
+                   "comma-separated: budget (the budget-only path: observe the first step, "
+                   "then plan), planners (none, every-layer, sqrt, nested, selective, "
+                   "offload-blocks, optimal, mixed), policies (lru, largest, recompute, "
+                   "offload, dtr, capuchin, auto), PLANNER+POLICY, or all (default: budget, "
+                   "every-layer, sqrt, selective, mixed, recompute, offload, auto)")
       ->delimiter(',');
   compare_cmd->add_option(
       "--policy", compare.policy,

@@ -80,6 +80,10 @@ int run_plan(const PlanOptions& o) {
           format_bytes(best->peak_bytes), *best->step_time_s, 100 * *best->overhead,
           format_bytes(result->unlimited.peak_bytes), *result->unlimited.step_time_s);
       if (!best->plan_description.empty()) fmt::print("  plan: {}\n", best->plan_description);
+      for (const RunResult& r : result->runs)
+        if (r.strategy.observe && r.fits && r.overhead && &r != best)
+          fmt::print("budget-only path (what MEMENTO_BUDGET gives): overhead {:+.1f}%, plan: {}\n",
+                     100 * *r.overhead, r.plan_description);
       return 0;
     }
   }

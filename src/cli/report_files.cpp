@@ -173,6 +173,7 @@ Json run_json(const RunResult& r) {
               {"plan", r.strategy.plan},
               {"policy", r.strategy.policy},
               {"plan_description", r.plan_description},
+              {"plan_cpu_s", or_null(r.plan_cpu_s)},
               {"budget", r.budget_text},
               {"budget_bytes", r.budget_bytes},
               {"budget_fraction", r.budget_fraction},

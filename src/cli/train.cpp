@@ -17,6 +17,7 @@
 #include "memento/runtime.hpp"
 #include "nn/models/gpt2.hpp"
 #include "nn/models/mlp.hpp"
+#include "nn/plan_candidates.hpp"
 #include "nn/trace_recorder.hpp"
 #include "nn/train.hpp"
 
@@ -63,7 +64,12 @@ int run_train(const TrainOptions& o) {
                   fmt::format("--dtype=\"{}\" is not accepted; accepted: fp32, bf16", o.dtype),
                   ConfigError);
   const nn::DType dtype = o.dtype == "bf16" ? nn::DType::bf16 : nn::DType::f32;
-  Runtime rt(*backend, alloc, &pool, make_policy(policy), {.trace_file = o.trace_file});
+  MEMENTO_EXPECTS(o.plan == "observe" || o.plan == "none",
+                  fmt::format("--plan=\"{}\" is not accepted; accepted: observe, none", o.plan),
+                  ConfigError);
+  const bool observe = o.plan == "observe";
+  Runtime rt(*backend, alloc, &pool, make_policy(policy),
+             {.trace_file = o.trace_file, .plan_from_observation = observe});
   nn::Tape tape(rt, alloc, *backend);
   std::unique_ptr<nn::Model> model;
   if (o.model == "mlp") {
@@ -81,13 +87,26 @@ int run_train(const TrainOptions& o) {
     if (o.seq > 0) c.seq = o.seq;
     model = nn::make_gpt2(c, tape, o.seed);
   }
-  fmt::print("memento train: {} ({:.1f}M parameters, {}) on {}, budget {}{}, policy {}\n",
+  if (observe) {
+    // The static planners' plans for this model are among the planner's starting points.
+    plan::ChainShape shape = model->chain_shape();
+    shape.fixed_bytes += 12.0 * static_cast<double>(model->parameter_count());  // grads, m, v
+    const DeviceInfo& info = backend->info();
+    rt.set_plan_candidates(nn::plan_candidates(
+        shape, {.budget_bytes = static_cast<double>(alloc.budget()),
+                .matrix_flops = info.matrix_flops,
+                .vector_flops = info.vector_flops,
+                .memory_bandwidth = info.memory_bandwidth,
+                .link_bytes_per_s = std::min(info.h2d_bandwidth, info.d2h_bandwidth),
+                .host_bytes = static_cast<double>(host_budget)}));
+  }
+  fmt::print("memento train: {} ({:.1f}M parameters, {}) on {}, budget {}{}, policy {}{}\n",
              model->name(), static_cast<double>(model->parameter_count()) / 1e6, o.dtype,
              backend->info().name, format_bytes(alloc.budget()),
-             budget ? fmt::format(" ({} from {})", budget->describe(), budget->source) : "",
-             policy);
-  fmt::print("{:>5} {:>8} {:>12} {:>12} {:>9} {:>9} {:>10} {:>10}\n", "step", "loss", "peak alloc",
-             "peak rsrvd", "evicted", "recomp", "step s", "wall s");
+             budget ? fmt::format(" ({} from {})", budget->describe(), budget->source) : "", policy,
+             observe ? ", planned from the first step" : "");
+  fmt::print("{:>5} {:>8} {:>12} {:>12} {:>9} {:>9} {:>10} {:>10} {:>9}\n", "step", "loss",
+             "peak alloc", "peak rsrvd", "evicted", "recomp", "step s", "wall s", "phase");
   nn::Trainer trainer(tape, *model, {.lr = o.lr});
   std::optional<nn::TraceRecorder> recorder = make_recorder(o, spec);
   std::vector<double> seconds;
@@ -104,10 +123,14 @@ int run_train(const TrainOptions& o) {
     peak = std::max(peak, r.stats.peak_reserved);
     loss = r.loss;
     const auto& c = r.stats.counters;
-    fmt::print("{:>5} {:>8} {:>12} {:>12} {:>9} {:>9} {:>10.4f} {:>10.3f}\n", i,
+    fmt::print("{:>5} {:>8} {:>12} {:>12} {:>9} {:>9} {:>10.4f} {:>10.3f} {:>9}\n", i,
                std::isnan(r.loss) ? std::string("-") : fmt::format("{:.4f}", r.loss),
                format_bytes(r.stats.peak_allocated), format_bytes(r.stats.peak_reserved),
-               c.discards + c.offloads, c.recomputes, r.stats.seconds, r.wall_seconds);
+               c.discards + c.offloads, c.recomputes, r.stats.seconds, r.wall_seconds,
+               to_string(r.stats.phase));
+    if (r.stats.replanned)
+      fmt::print("      plan for step {} on: {} (planned in {:.1f} ms of CPU)\n", i + 1,
+                 r.stats.plan->describe(), r.stats.plan->plan_cpu_seconds * 1e3);
     if (recorder && i == 0) {
       fmt::print(
           "recorded step 0 to {}: {} operator-log lines, peak {}, {:.3f} ms of kernels{}\n",

@@ -16,6 +16,9 @@ struct TrainOptions {
   std::optional<std::string> budget;       // MEMENTO_BUDGET syntax; none: the device's
   std::optional<std::string> host_budget;  // pinned host memory for offloads
   std::string policy = "auto";
+  /// observe: the budget-only path (observe the first step, plan, apply from the second);
+  /// none: the dynamic policy alone.
+  std::string plan = "observe";
   std::string dtype = "fp32";
   std::string attention = "eager";  // GPT-2's: eager or fused
   int steps = 10;

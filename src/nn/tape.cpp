@@ -74,7 +74,10 @@ TensorId Tape::apply(const OpPtr& op, const std::vector<TensorId>& inputs, std::
     if (op->backward_reads_output()) ++readers_[out];
   }
   live_[out] = true;
-  if (tag.block >= 0 || !tag.role.empty()) tags_[out] = tag;  // {-1, "logits"} too
+  if (tag.block >= 0 || !tag.role.empty()) {  // {-1, "logits"} too
+    tags_[out] = tag;
+    rt_.mark(out, tag.block, tag.role);  // for the budget-only path's plan candidates
+  }
   nodes_.push_back(Node{op, inputs, out, bytes, rng});
   if (recorder_ != nullptr) record_forward(nodes_.back());
   return out;
@@ -119,7 +122,7 @@ void* Tape::zeroed_block(std::size_t bytes) {
   Kernel zero = zero_kernel({p, bytes});
   // Recorded as part of the backward call that accumulates into it.
   if (recorder_ != nullptr) recorder_->charge(zero.cost);
-  backend_.launch(rt_.compute_stream(), std::move(zero));
+  rt_.launch(rt_.compute_stream(), std::move(zero));
   return p;
 }
 
@@ -156,7 +159,7 @@ void Tape::backward(TensorId loss, float scale) {
     const TraceResult result{TraceRef::of(seed.data), loss_bytes, 'g'};
     recorder_->call("fill", {}, {&result, 1}, fill.cost);
   }
-  backend_.launch(s, std::move(fill));
+  rt_.launch(s, std::move(fill));
   grads[loss] = seed;
   // The forward is over: what no backward reads goes now.
   std::vector<TensorId> unread;
@@ -248,7 +251,7 @@ void Tape::backward(TensorId loss, float scale) {
       }
       Kernel bk = op.make_backward(in, out, {g->second.data, g->second.bytes}, din, node->rng);
       if (recorder_ != nullptr) record_backward(*node, din, fresh, g->second.data, bk.cost);
-      backend_.launch(s, std::move(bk));
+      rt_.launch(s, std::move(bk));
     } catch (...) {
       for (TensorId id : pinned) rt_.release(id);
       throw;
@@ -299,7 +302,7 @@ void Tape::zero_grads() {
       const TraceRef ref = TraceRef::of(g.data);
       recorder_->mutate("zero", {&ref, 1}, std::array<std::size_t, 1>{0}, zero.cost);
     }
-    backend_.launch(rt_.compute_stream(), std::move(zero));
+    rt_.launch(rt_.compute_stream(), std::move(zero));
   }
 }
 

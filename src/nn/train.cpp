@@ -153,7 +153,7 @@ void Trainer::adamw() {
     };
 #endif
     tape_.record_update("adamw", params[i], {st.m, st.v, st.master}, k.cost);
-    tape_.backend().launch(s, std::move(k));
+    tape_.runtime().launch(s, std::move(k));
     tape_.runtime().release(params[i]);
   }
 }

@@ -79,6 +79,7 @@ std::size_t Runtime::on_pressure(std::size_t bytes_needed) {
     if (freed >= bytes_needed) break;
     freed += evict(id, policy_->action(candidate_view(registry_->at(id)), ctx));
   }
+  pressure_bytes_ += freed;
   return freed;
 }
 
@@ -247,6 +248,7 @@ void Runtime::recompute(TensorId id) {
   ++counters_.recomputes;
   counters_.recompute_flops += run.cost.flops;
   counters_.recompute_seconds += modelled_seconds(run.cost);
+  recompute_work_ += modelled_seconds(run.cost);
   if (trace_) trace_span("recompute", recipe.op->name(), start, id, t.desc.bytes);
 }
 

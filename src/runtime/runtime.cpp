@@ -7,6 +7,7 @@
 
 #include "common/log.hpp"
 #include "memento/error.hpp"
+#include "runtime/step_planner.hpp"
 #include "runtime/tensor_registry.hpp"
 #include "trace/chrome_trace.hpp"
 
@@ -133,6 +134,13 @@ Runtime::OpRun Runtime::run_op(const Op& op, const std::vector<TensorId>& inputs
   return {out, cost};
 }
 
+void Runtime::launch(Stream stream, Kernel kernel) {
+  std::lock_guard lock(mutex_);
+  const double seconds = modelled_seconds(kernel.cost);
+  backend_.launch(stream, std::move(kernel));
+  if (stream == compute_) launch_work_ += seconds;
+}
+
 double Runtime::modelled_seconds(const KernelCost& cost) const {
   return roofline_seconds(cost, options_.matrix_flops, options_.vector_flops,
                           options_.memory_bandwidth);
@@ -143,6 +151,7 @@ TensorId Runtime::track(TensorDesc desc, void* device) {
   if (in_step_) {
     ordinal_[id] = by_ordinal_.size();
     by_ordinal_.push_back(id);
+    observe_tensor(id);
   }
   return id;
 }
@@ -165,13 +174,18 @@ void* Runtime::use(TensorId id) {
 void Runtime::release(TensorId id) {
   std::lock_guard lock(mutex_);
   registry_->unpin(id);
-  if (registry_->at(id).pins == 0) offload_early(id);
+  if (registry_->at(id).pins > 0) return;
+  if (plan_in_force_)
+    apply_plan(id);
+  else
+    offload_early(id);
 }
 
 void Runtime::free(TensorId id) {
   std::lock_guard lock(mutex_);
   const TrackedTensor& t = registry_->at(id);
   MEMENTO_EXPECTS(t.pins == 0, fmt::format("free of tensor {} while in use ({} pins)", id, t.pins));
+  observe_free(id);
   if (registry_->recipe_uses(id) > 0) {
     // A live tensor's recipe needs it: its record stays. Its memory goes now if it can be
     // recomputed (only a discarded dependent would ever need it again); otherwise it stays,

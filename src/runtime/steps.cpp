@@ -37,11 +37,13 @@ void Runtime::begin_step() {
   prefetches_ahead_ = 0;
   stall_base_ = backend_.stalled_seconds(compute_);
   step_work_ = 0;
+  launch_work_ = 0;
   offloaded_.clear();
   ordinal_.clear();
   by_ordinal_.clear();
   order_.clear();
   cursor_ = 0;
+  begin_planned_step();  // may give cached segments back first
   allocator_.reset_peaks();
 }
 
@@ -59,13 +61,24 @@ StepStats Runtime::end_step() {
   s.seconds = backend_.now() - step_start_;
   if (std::optional<double> stall = backend_.stalled_seconds(compute_); stall && stall_base_)
     s.stalled_seconds = *stall - *stall_base_;
-  if (s.stalled_seconds && s.counters.offloads > 0)
-    stall_per_offload_ = *s.stalled_seconds / static_cast<double>(s.counters.offloads);
-  last_order_ = std::move(order_);
+  end_planned_step(s);
+  // Under a plan the step learns once, from the first step that followed it, and then keeps
+  // what it learnt while the plan stands: learning from each step again would let two
+  // patterns take turns (each step's evictions teaching the next a different one).
+  const bool frozen = s.phase == StepPhase::planned && !s.replanned && order_frozen_;
+  order_frozen_ = s.phase == StepPhase::planned && !s.replanned;
+  if (!frozen) {
+    if (s.stalled_seconds && s.counters.offloads > 0)
+      stall_per_offload_ = *s.stalled_seconds / static_cast<double>(s.counters.offloads);
+    last_order_ = std::move(order_);
+  }
   last_offloaded_ = std::move(offloaded_);
   offloaded_.clear();
   if (trace_)
-    trace_->complete(fmt::format("step {}", steps_), "step", "steps", step_start_, s.seconds,
+    trace_->complete(s.phase == StepPhase::dynamic
+                         ? fmt::format("step {}", steps_)
+                         : fmt::format("step {} ({})", steps_, to_string(s.phase)),
+                     "step", "steps", step_start_, s.seconds,
                      step_trace_args(s.counters.discards + s.counters.offloads,
                                      s.counters.recomputes, s.peak_allocated));
   ++steps_;
@@ -78,7 +91,8 @@ void Runtime::note_use(TensorId id) {
   auto it = ordinal_.find(id);
   if (it == ordinal_.end()) return;  // created before the step: not part of its pattern
   order_.push_back(
-      {it->second, step_work_, registry_->at(id).desc.bytes, allocator_.active_bytes()});
+      {it->second, work_clock(), registry_->at(id).desc.bytes, allocator_.active_bytes()});
+  observe_use(it->second);
   // Follow the previous step: move past this use there, then copy back what comes next.
   for (std::size_t i = cursor_; i < last_order_.size(); ++i)
     if (last_order_[i].ordinal == it->second) {
@@ -123,7 +137,7 @@ void Runtime::prefetch_ahead() {
     // next uses of what exists.
     ahead += last_order_[i].bytes;
     peak = std::max(peak, last_order_[i].active);
-    if (ahead > lookahead && !(link > 0 && last_order_[i].seconds - step_work_ <= horizon)) break;
+    if (ahead > lookahead && !(link > 0 && last_order_[i].seconds - work_clock() <= horizon)) break;
     const std::size_t ord = last_order_[i].ordinal;
     if (ord >= by_ordinal_.size() || !registry_->contains(by_ordinal_[ord])) continue;
     const TensorId id = by_ordinal_[ord];
@@ -132,7 +146,7 @@ void Runtime::prefetch_ahead() {
     if (t.state == Residency::prefetching) early += t.desc.bytes;
     if (t.state != Residency::on_host && t.state != Residency::offloading) continue;
     if (ahead > lookahead) {
-      later.push_back({id, t.desc.bytes, last_order_[i].seconds - step_work_, peak});
+      later.push_back({id, t.desc.bytes, last_order_[i].seconds - work_clock(), peak});
       continue;
     }
     if (early + t.desc.bytes > budget / 2) return;
@@ -168,8 +182,8 @@ double Runtime::next_use_seconds(TensorId id) const {
   auto it = ordinal_.find(id);
   if (!in_step_ || it == ordinal_.end()) return -1;
   for (std::size_t i = cursor_; i < last_order_.size(); ++i)
-    if (last_order_[i].ordinal == it->second && last_order_[i].seconds >= step_work_)
-      return last_order_[i].seconds - step_work_;
+    if (last_order_[i].ordinal == it->second && last_order_[i].seconds >= work_clock())
+      return last_order_[i].seconds - work_clock();
   return -1;
 }
 

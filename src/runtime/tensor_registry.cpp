@@ -5,6 +5,12 @@
 #include "memento/error.hpp"
 
 namespace memento {
+namespace {
+// States in which a tensor holds a device block the runtime counts as its own.
+bool holds_device(Residency s) noexcept {
+  return s == Residency::resident || s == Residency::prefetching;
+}
+}  // namespace
 
 TensorId TensorRegistry::add(TensorDesc desc, void* device) {
   MEMENTO_EXPECTS(desc.bytes > 0, "cannot track a tensor of 0 bytes");
@@ -22,6 +28,7 @@ TensorId TensorRegistry::add(TensorDesc desc, void* device) {
   t.desc = std::move(desc);
   t.device = device;
   t.last_access = ++clock_;
+  device_bytes_ += t.desc.bytes;  // registered resident
   tensors_.emplace(id, std::move(t));
   return id;
 }
@@ -50,6 +57,7 @@ void TensorRegistry::erase(TensorId id) {
   if (t.desc.recipe)
     for (TensorId input : t.desc.recipe->inputs) --recipe_uses_[input];
   recipe_uses_.erase(id);
+  if (holds_device(t.state)) device_bytes_ -= t.desc.bytes;
   tensors_.erase(id);
 }
 
@@ -73,6 +81,8 @@ void TensorRegistry::move(TensorId id, Residency to) {
   }
   MEMENTO_EXPECTS(to != Residency::discarded || t.desc.recipe.has_value(),
                   fmt::format("tensor {} has no recipe and cannot be discarded", id));
+  if (holds_device(to) && !holds_device(t.state)) device_bytes_ += t.desc.bytes;
+  if (!holds_device(to) && holds_device(t.state)) device_bytes_ -= t.desc.bytes;
   t.state = to;
 }
 

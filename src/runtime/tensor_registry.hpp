@@ -85,6 +85,9 @@ class TensorRegistry {
   [[nodiscard]] std::vector<const TrackedTensor*> eviction_candidates() const;
   /// Bytes of the tensors currently in `state`.
   [[nodiscard]] std::size_t bytes_in(Residency state) const noexcept;
+  /// Bytes of the tensors holding device memory (resident or being copied back), kept as
+  /// they move: what the step observer subtracts from the allocator's bytes.
+  [[nodiscard]] std::size_t device_bytes() const noexcept { return device_bytes_; }
   [[nodiscard]] std::size_t size() const noexcept { return tensors_.size(); }
   /// Every registered tensor, in no particular order.
   [[nodiscard]] std::vector<TrackedTensor*> all();
@@ -97,6 +100,7 @@ class TensorRegistry {
  private:
   std::unordered_map<TensorId, TrackedTensor> tensors_;
   std::unordered_map<TensorId, int> recipe_uses_;  // how many recipes name each tensor
+  std::size_t device_bytes_ = 0;
   TensorId next_id_ = 1;
   std::uint64_t clock_ = 0;
 };

@@ -183,7 +183,14 @@ TEST_F(CompareTest, AnOutOfMemoryRunMissesByTheAllocatorsFigures) {
 
 TEST_F(CompareTest, StrategyNames) {
   const auto all = parse_strategies({"all"}, "auto");
-  EXPECT_EQ(all.size(), plan::plan_names().size() + policy_names().size());
+  EXPECT_EQ(all.size(), 1 + plan::plan_names().size() + policy_names().size());
+  EXPECT_EQ(all.front().name, "budget");
+  EXPECT_TRUE(all.front().observe);
+  const auto budget = parse_strategies({"budget"}, "dtr");
+  ASSERT_EQ(budget.size(), 1u);
+  EXPECT_TRUE(budget[0].observe);
+  EXPECT_EQ(budget[0].plan, "none");
+  EXPECT_EQ(budget[0].policy, "dtr");
   const auto s = parse_strategies({"sqrt,dtr", "selective+offload"}, "recompute");
   ASSERT_EQ(s.size(), 3u);
   EXPECT_EQ(s[0].plan, "sqrt");
@@ -192,6 +199,7 @@ TEST_F(CompareTest, StrategyNames) {
   EXPECT_EQ(s[1].policy, "dtr");
   EXPECT_EQ(s[2].plan, "selective");
   EXPECT_EQ(s[2].policy, "offload");
+  EXPECT_FALSE(s[0].observe || s[1].observe || s[2].observe);
   for (const char* bad : {"fastest", "sqrt+fastest", "dtr+sqrt", "+"}) {
     try {
       (void)parse_strategies({bad}, "auto");

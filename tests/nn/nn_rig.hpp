@@ -24,11 +24,12 @@ struct Rig {
   Tape tape;
   std::unique_ptr<Model> model;
   /// `budget` 0: none.
-  Rig(std::unique_ptr<Backend> b, std::size_t budget, const std::string& policy)
+  Rig(std::unique_ptr<Backend> b, std::size_t budget, const std::string& policy,
+      RuntimeOptions options = {})
       : backend(std::move(b)),
         alloc(*backend, {.budget = budget}),
         pool(*backend, 256 * kMiB),
-        rt(*backend, alloc, &pool, make_policy(policy)),
+        rt(*backend, alloc, &pool, make_policy(policy), std::move(options)),
         tape(rt, alloc, *backend) {}
 };
 
