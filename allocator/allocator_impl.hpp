@@ -39,6 +39,7 @@ class CachingAllocator::Impl {
   void release_cached();
   AllocatorStats stats() const;
   std::size_t active_bytes() const;
+  std::size_t take_allocated_peak();
   void reset_peaks();
   std::vector<SegmentSnapshot> snapshot() const;
   Backend& backend() const noexcept { return backend_; }
@@ -105,6 +106,7 @@ class CachingAllocator::Impl {
   std::uint64_t free_seq_ = 0;
   std::vector<Block*> recent_frees_;  // freed since the last coalesce_recent()
   AllocatorStats stats_;
+  std::size_t window_peak_ = 0;  // most allocated bytes since the last take_allocated_peak()
   struct HandlerEntry {
     int id = 0;
     PressureHandler fn;

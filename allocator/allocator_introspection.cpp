@@ -36,6 +36,13 @@ std::size_t CachingAllocator::Impl::active_bytes() const {
   return stats_.active.current;
 }
 
+std::size_t CachingAllocator::Impl::take_allocated_peak() {
+  std::lock_guard lock(mutex_);
+  const std::size_t peak = std::max(window_peak_, stats_.allocated.current);
+  window_peak_ = stats_.allocated.current;
+  return peak;
+}
+
 void CachingAllocator::Impl::reset_peaks() {
   std::lock_guard lock(mutex_);
   for (StatCounter* c : {&stats_.allocated, &stats_.requested, &stats_.reserved, &stats_.active,

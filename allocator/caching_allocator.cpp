@@ -268,6 +268,7 @@ void* CachingAllocator::Impl::take(Block* b, std::size_t size, std::size_t reque
   stats_.allocated.add(b->size);
   stats_.requested.add(requested);
   stats_.active.add(b->size);
+  window_peak_ = std::max(window_peak_, stats_.allocated.current);
   stats_.live_blocks.add(1);
   ++stats_.allocations;
   return b->ptr;
@@ -405,6 +406,7 @@ std::size_t CachingAllocator::budget() const { return impl_->budget(); }
 void CachingAllocator::release_cached() { impl_->release_cached(); }
 AllocatorStats CachingAllocator::stats() const { return impl_->stats(); }
 std::size_t CachingAllocator::active_bytes() const { return impl_->active_bytes(); }
+std::size_t CachingAllocator::take_allocated_peak() { return impl_->take_allocated_peak(); }
 void CachingAllocator::reset_peaks() { impl_->reset_peaks(); }
 std::vector<SegmentSnapshot> CachingAllocator::snapshot() const { return impl_->snapshot(); }
 Backend& CachingAllocator::backend() const noexcept { return impl_->backend(); }

@@ -82,6 +82,9 @@ class CachingAllocator {
   [[nodiscard]] AllocatorStats stats() const;
   /// stats().active.current without the walk: cheap enough for every tensor use.
   [[nodiscard]] std::size_t active_bytes() const;
+  /// The most allocated bytes since the last call (a transient block between two calls
+  /// counts), and a new window from the bytes allocated now.
+  [[nodiscard]] std::size_t take_allocated_peak();
   void reset_peaks();
   [[nodiscard]] std::vector<SegmentSnapshot> snapshot() const;
 

@@ -34,12 +34,14 @@ constexpr double kSlower = 1.01;
 }  // namespace
 
 void Runtime::observe_point() {
-  // The bytes that are not this step's tensors: the allocator's (blocks in use, or freed
-  // but still read by a copy) less what this step's tensors hold on the device.
+  // The bytes that are not this step's tensors: the most the allocator handed out since
+  // the last point (a gradient made and freed between two points counts) less what this
+  // step's tensors hold on the device now. Blocks an offload's copy still reads are not
+  // counted: the plan models its own copies, and the dynamic policy's are not the plan's.
   const double tracked =
       static_cast<double>(registry_->device_bytes()) - static_cast<double>(device_base_);
   observed_->points.push_back({step_work_ + launch_work_ - recompute_work_,
-                               static_cast<double>(allocator_.active_bytes()) - tracked});
+                               static_cast<double>(allocator_.take_allocated_peak()) - tracked});
 }
 
 void Runtime::observe_tensor(TensorId id) {

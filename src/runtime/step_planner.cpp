@@ -97,6 +97,10 @@ class Evaluator {
 
   // The bytes at a point in the last evaluation.
   double memory_at(std::size_t p) const { return memory_[p]; }
+  // Whether an offloaded tensor's memory is away at point `p` in the last evaluation.
+  bool away_at(std::size_t i, std::size_t p) const {
+    return away_[i].first <= p && p < away_[i].second;
+  }
 
  private:
   // The copies out in order on one link, the copies back as late as they can on the other;
@@ -109,6 +113,7 @@ class Evaluator {
       return gap_of(g_.tensors[a], d[a]).from < gap_of(g_.tensors[b], d[b]).from;
     });
     out_end_.assign(offloads_.size(), 0);
+    away_.assign(g_.tensors.size(), {kNoPoint, kNoPoint});
     double extra = 0;
     double link_free = 0;
     double host = 0;
@@ -162,6 +167,7 @@ class Evaluator {
       if (away < back && back <= gap.to) {
         delta_[away] -= b;
         delta_[back] += b;
+        away_[i] = {away, back};
       }
     }
     return extra;
@@ -173,6 +179,7 @@ class Evaluator {
   std::vector<double> memory_;
   std::vector<std::size_t> offloads_;
   std::vector<double> out_end_;
+  std::vector<std::pair<std::size_t, std::size_t>> away_;  // by tensor: [away, back)
   std::vector<unsigned> seen_;
   unsigned stamp_ = 0;
 };
@@ -221,6 +228,20 @@ class Search {
       };
       std::vector<std::pair<double, std::size_t>> offloadable;  // (gap seconds, tensor)
       for (std::size_t i = 0; i < d.size(); ++i) {
+        // An offload whose memory is still here at the peak (its copy out ends later, or
+        // its copy back starts earlier) may be discarded instead.
+        if (d[i].action == PlannedAction::offload && g_.tensors[i].recipe &&
+            !eval_.away_at(i, at)) {
+          const Gap gap = gap_of(g_.tensors[i], d[i]);
+          if (gap.from < at && at < gap.to) {
+            d[i].action = PlannedAction::discard;
+            consider(
+                {i, PlannedAction::discard,
+                 eval_.chain_seconds(i, gap.to, d) / static_cast<double>(g_.tensors[i].bytes)});
+            d[i].action = PlannedAction::offload;
+          }
+          continue;
+        }
         if (d[i].action != PlannedAction::keep || !evictable(i)) continue;
         const GraphTensor& t = g_.tensors[i];
         const Gap gap = gap_of(t, {PlannedAction::keep, gaps_[i]});
