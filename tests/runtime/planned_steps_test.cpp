@@ -2,7 +2,11 @@
 // the second, and it is made again when the program or the budget changes.
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <fstream>
+#include <iterator>
 #include <memory>
+#include <string>
 
 #include "memento/backends.hpp"
 #include "memento/device_profile.hpp"
@@ -67,6 +71,24 @@ TEST(PlannedSteps, ANewBudgetIsPlannedForBeforeTheStepRuns) {
   ASSERT_TRUE(tighter.plan.has_value());
   EXPECT_EQ(tighter.plan->budget_bytes, 9 * kBytes);
   EXPECT_LE(tighter.peak_reserved, 9 * kBytes);
+}
+
+TEST(PlannedSteps, TheTraceNamesTheObservedAndThePlannedSteps) {
+  const std::string file = ::testing::TempDir() + "planned_steps_trace.json";
+  {
+    auto backend = make_sim_backend(find_device_profile("a100-40gb"));
+    CachingAllocator alloc(*backend, {.budget = 12 * kBytes});
+    PinnedHostPool pool(*backend, std::size_t{64} << 30);
+    Runtime rt(*backend, alloc, &pool, make_policy("auto"),
+               {.trace_file = file, .plan_from_observation = true});
+    for (int i = 0; i < 2; ++i)
+      (void)workload::chain_step(rt, std::make_shared<testing::MixOp>(2.3e11), 24, kBytes);
+  }
+  std::ifstream in(file);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("step 0 (observed)"), std::string::npos);
+  EXPECT_NE(text.find("step 1 (planned)"), std::string::npos);
+  std::remove(file.c_str());
 }
 
 TEST(PlannedSteps, WithoutTheOptionNothingIsObservedOrPlanned) {
