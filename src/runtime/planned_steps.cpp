@@ -199,7 +199,8 @@ void Runtime::make_plan(const StepGraph& graph) {
   in.budget_bytes = static_cast<double>(allocator_.budget());
   in.margin = plan_margin_;
   // The link as the prefetcher uses it: copies back are given half again as long as the
-  // link needs, so the plan counts on that much less.
+  // link needs, so the plan counts on that much less (both ways: measured better on the
+  // main job and the seed rows than derating the copies back alone).
   in.d2h_bandwidth = options_.d2h_bandwidth / kLinkDerate;
   in.h2d_bandwidth = options_.h2d_bandwidth / kLinkDerate;
   in.host_bytes = host_pool_ != nullptr ? static_cast<double>(host_pool_->stats().budget) : 0;

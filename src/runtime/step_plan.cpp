@@ -14,9 +14,10 @@ std::string StepPlanSummary::describe() const {
                   observed_seconds > 0 ? 100 * predicted_extra_seconds / observed_seconds : 0.0);
   if (!fits) out += fmt::format("; does not reach {}", format_bytes(target_bytes));
   if (thrashing)
-    out += thrash_free_budget ? fmt::format("; thrashes (over twice the step): {} or more keeps "
-                                            "it under",
-                                            format_bytes(*thrash_free_budget))
+    out += thrash_free_budget ? fmt::format(
+                                    "; thrashes (over twice the step): {} or more keeps "
+                                    "it under",
+                                    format_bytes(*thrash_free_budget))
                               : std::string("; thrashes (over twice the step) at any budget");
   return out;
 }
