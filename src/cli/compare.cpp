@@ -81,6 +81,7 @@ struct Setup {
 // What only a run can tell: the device and the model's size.
 struct RunFacts {
   std::string device_name;
+  std::string rates;  // describe_rates
   std::size_t capacity = 0;
   bool virtual_clock = false;
   std::size_t parameters = 0;
@@ -133,7 +134,8 @@ RunResult run_one(const Setup& setup, const Strategy& strategy, std::size_t budg
   try {
     std::unique_ptr<nn::Model> model = build_model(setup.model, tape, setup.seed);
     if (facts)
-      *facts = {backend->info().name, device_capacity(setup.device), backend->info().virtual_clock,
+      *facts = {backend->info().name, describe_rates(backend->info()),
+                device_capacity(setup.device), backend->info().virtual_clock,
                 model->parameter_count()};
     plan::ChainShape shape = model->chain_shape();
     shape.fixed_bytes += trainer_bytes(setup.model, model->parameter_count());
@@ -363,6 +365,7 @@ void describe(const Validated& v, const CompareOptions& o, const RunFacts& facts
   a["dtype"] = dtype;
   a["device"] = facts.device_name;
   a["device_capacity_bytes"] = facts.capacity;
+  a["rates"] = facts.rates;
   a["clock"] = sim ? "virtual (the sim backend's model)" : "wall";
   a["optimizer_state"] = host_optimizer ? "host" : "device";
   if (!setup.model.mlp) {
@@ -397,6 +400,7 @@ void describe(const Validated& v, const CompareOptions& o, const RunFacts& facts
        fmt::format("{} (capacity {}; {})", facts.device_name, format_bytes(facts.capacity),
                    sim ? "times are the simulator's prediction, no data is computed"
                        : "times are wall clock")},
+      {"rates", facts.rates},
       {"optimizer",
        describe_optimizer(setup.model, facts.parameters) +
            (setup.model.optimizer_reason.empty() ? std::string()

@@ -9,6 +9,7 @@
 #include <system_error>
 #include <vector>
 
+#include "cli/workload.hpp"
 #include "memento/backends.hpp"
 #include "memento/config.hpp"
 #include "memento/device_profile.hpp"
@@ -105,6 +106,7 @@ int run_train(const TrainOptions& o) {
              backend->info().name, format_bytes(alloc.budget()),
              budget ? fmt::format(" ({} from {})", budget->describe(), budget->source) : "", policy,
              observe ? ", planned from the first step" : "");
+  fmt::print("rates: {}\n", describe_rates(backend->info()));
   fmt::print("{:>5} {:>8} {:>12} {:>12} {:>9} {:>9} {:>10} {:>10} {:>9}\n", "step", "loss",
              "peak alloc", "peak rsrvd", "evicted", "recomp", "step s", "wall s", "phase");
   nn::Trainer trainer(tape, *model, {.lr = o.lr});

@@ -123,6 +123,24 @@ double trainer_bytes(const ModelSpec& m, std::size_t parameters) {
   return 4 * largest;
 }
 
+std::string describe_rates(const DeviceInfo& info) {
+  const auto rate = [](double r, const char* unit, double scale) {
+    return r > 0 ? fmt::format("{:.1f} {}", r / scale, unit) : std::string("unknown");
+  };
+  const std::string rates = fmt::format(
+      "matrix {}, vector {}, memory {}, link {} to the device / {} back",
+      rate(info.matrix_flops, "TFLOP/s", 1e12), rate(info.vector_flops, "TFLOP/s", 1e12),
+      rate(info.memory_bandwidth, "GB/s", 1e9), rate(info.h2d_bandwidth, "GB/s", 1e9),
+      rate(info.d2h_bandwidth, "GB/s", 1e9));
+  if (info.virtual_clock) return rates + " (the sim profile's datasheet figures)";
+  if (info.matrix_flops > 0 && info.h2d_bandwidth > 0) return rates + " (measured)";
+  return rates +
+         (info.h2d_bandwidth > 0 ? " (the link: the host backend's throttle" : " (no link rate") +
+         "; compute: not measured on this backend yet, so the cost model uses 1e12 FLOP/s "
+         "and bytes/s, right only in ratios between ops, and without a link rate the "
+         "budget-only path does not offload)";
+}
+
 std::string describe_optimizer(const ModelSpec& m, std::size_t parameters) {
   const std::size_t n = parameters;
   if (m.optimizer == nn::OptimizerPlacement::host)

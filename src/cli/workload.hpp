@@ -65,6 +65,11 @@ struct ModelSpec {
 /// (which starts it: threads on host, a context on cuda).
 [[nodiscard]] std::size_t device_capacity(const DeviceSpec& device);
 
+/// The rates the runtime's cost model and the budget-only path's planner use on this device,
+/// and where they come from (the sim profile's datasheet figures, the host backend's link
+/// throttle, or nothing measured yet: stand-ins).
+[[nodiscard]] std::string describe_rates(const DeviceInfo& info);
+
 /// One line on where the optimizer state lives, for the assumptions.
 [[nodiscard]] std::string describe_optimizer(const ModelSpec& m, std::size_t parameters);
 
