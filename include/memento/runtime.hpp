@@ -207,6 +207,8 @@ class Runtime {
   double next_use_seconds(TensorId id) const;
   // The budget-only path (planned_steps.cpp).
   void observe_point();
+  void observe_eviction();
+  double other_bytes_now();
   void observe_tensor(TensorId id);
   void observe_use(std::size_t ordinal);
   void observe_free(TensorId id);
@@ -274,13 +276,14 @@ class Runtime {
   std::unique_ptr<StepGraph> plan_graph_;  // the step the plan was made from
   std::unique_ptr<StepPlan> plan_;
   std::vector<PlanCandidate> candidates_;
-  bool plan_in_force_ = false;      // this step follows the plan so far
-  std::vector<std::size_t> uses_;   // this step's uses so far, by ordinal
-  std::size_t device_base_ = 0;     // tracked device bytes at begin_step
-  double recompute_work_ = 0;       // modelled seconds of this step's recomputes
-  double begin_other_ = 0;          // bytes not this step's tensors' at begin_step
-  std::size_t planned_bytes_ = 0;   // evicted by the plan in this step
-  std::size_t pressure_bytes_ = 0;  // evicted by the dynamic policy in this step
+  bool plan_in_force_ = false;       // this step follows the plan so far
+  std::vector<std::size_t> uses_;    // this step's uses so far, by ordinal
+  std::size_t device_base_ = 0;      // tracked device bytes at begin_step
+  double recompute_work_ = 0;        // modelled seconds of this step's recomputes
+  std::size_t begin_allocated_ = 0;  // allocator bytes at begin_step
+  double pending_other_ = 0;         // other bytes of windows closed by evictions
+  std::size_t planned_bytes_ = 0;    // evicted by the plan in this step
+  std::size_t pressure_bytes_ = 0;   // evicted by the dynamic policy in this step
   double plan_margin_ = 0.05;
   bool warned_thrash_ = false;
   // Settling: the fastest plan measured for this program and budget; plans made because
@@ -290,7 +293,9 @@ class Runtime {
   double best_seconds_ = 0;
   double best_margin_ = 0;
   int overflow_replans_ = 0;
+  bool overflow_plan_ = false;  // plan_ was made because the dynamic policy overflowed
   bool settled_ = false;
+  bool plan_changed_ = false;  // made before this step (a new budget)
 };
 
 }  // namespace memento

@@ -82,8 +82,10 @@ int run_plan(const PlanOptions& o) {
       if (!best->plan_description.empty()) fmt::print("  plan: {}\n", best->plan_description);
       for (const RunResult& r : result->runs)
         if (r.strategy.observe && r.fits && r.overhead && &r != best)
-          fmt::print("budget-only path (what MEMENTO_BUDGET gives): overhead {:+.1f}%, plan: {}\n",
-                     100 * *r.overhead, r.plan_description);
+          fmt::print(
+              "budget-only path (a bare budget, as memento train runs it): overhead {:+.1f}%, "
+              "plan: {}\n",
+              100 * *r.overhead, r.plan_description);
       return 0;
     }
   }

@@ -87,6 +87,7 @@ std::size_t Runtime::evict(TensorId id, EvictAction action, bool fallback) {
   // A copy back issued ahead of use that memory cannot afford after all: it lands first
   // (the compute stream waits for it), then leaves like any resident tensor.
   if (registry_->at(id).state == Residency::prefetching) finish_prefetch(id);
+  observe_eviction();
   TrackedTensor& t = registry_->at(id);
   const bool can_discard = t.desc.recipe.has_value();
   void* host = nullptr;

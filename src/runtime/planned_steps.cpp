@@ -4,6 +4,7 @@
 #include <time.h>
 
 #include <algorithm>
+#include <utility>
 
 #include "common/log.hpp"
 #include "memento/bytes.hpp"
@@ -33,15 +34,27 @@ constexpr double kSlower = 1.01;
 
 }  // namespace
 
-void Runtime::observe_point() {
+double Runtime::other_bytes_now() {
   // The bytes that are not this step's tensors: the most the allocator handed out since
-  // the last point (a gradient made and freed between two points counts) less what this
+  // the window began (a gradient made and freed between two points counts) less what this
   // step's tensors hold on the device now. Blocks an offload's copy still reads are not
   // counted: the plan models its own copies, and the dynamic policy's are not the plan's.
   const double tracked =
       static_cast<double>(registry_->device_bytes()) - static_cast<double>(device_base_);
-  observed_->points.push_back({step_work_ + launch_work_ - recompute_work_,
-                               static_cast<double>(allocator_.take_allocated_peak()) - tracked});
+  return static_cast<double>(allocator_.take_allocated_peak()) - tracked;
+}
+
+void Runtime::observe_eviction() {
+  // An eviction ends the window before its memory goes: afterwards the tracked bytes no
+  // longer hold the evicted tensor, while the window's peak still does.
+  if (!options_.plan_from_observation || !in_step_) return;
+  pending_other_ = std::max(pending_other_, other_bytes_now());
+}
+
+void Runtime::observe_point() {
+  observed_->points.push_back(
+      {step_work_ + launch_work_ - recompute_work_, std::max(pending_other_, other_bytes_now())});
+  pending_other_ = 0;
 }
 
 void Runtime::observe_tensor(TensorId id) {
@@ -63,9 +76,11 @@ void Runtime::observe_tensor(TensorId id) {
   observed_->tensors.push_back(std::move(g));
   uses_.push_back(0);
   // Another program than the plan's: stop following it for the rest of the step.
-  if (plan_in_force_ && (ordinal >= plan_graph_->tensors.size() ||
-                         plan_graph_->tensors[ordinal].bytes != t.desc.bytes))
-    plan_in_force_ = false;
+  if (plan_in_force_) {
+    const GraphTensor& now = observed_->tensors[ordinal];
+    if (ordinal >= plan_graph_->tensors.size() || !plan_graph_->tensors[ordinal].same_tensor(now))
+      plan_in_force_ = false;
+  }
 }
 
 void Runtime::observe_use(std::size_t ordinal) {
@@ -94,6 +109,12 @@ void Runtime::mark(TensorId id, int region, std::string_view role) {
 }
 
 void Runtime::set_plan_candidates(std::vector<PlanCandidate> candidates) {
+  for (std::size_t i = 0; i < candidates.size(); ++i)
+    MEMENTO_EXPECTS(static_cast<bool>(candidates[i].decide),
+                    fmt::format("set_plan_candidates: candidate {} (\"{}\") has no decide "
+                                "function",
+                                i, candidates[i].name),
+                    LogicError);
   std::lock_guard lock(mutex_);
   candidates_ = std::move(candidates);
 }
@@ -130,13 +151,14 @@ void Runtime::begin_planned_step() {
   recompute_work_ = 0;
   planned_bytes_ = 0;
   pressure_bytes_ = 0;
-  observe_point();
-  begin_other_ = observed_->points.back().other_bytes;
-  observed_->points.clear();
+  pending_other_ = 0;
+  (void)allocator_.take_allocated_peak();  // the first window starts now
+  begin_allocated_ = allocator_.stats().allocated.current;
   // A new budget: plan again for it from the step already seen, before this one runs.
   if (plan_ && plan_->summary.budget_bytes != allocator_.budget()) {
     forget_measured_plans();
     make_plan(*plan_graph_);
+    plan_changed_ = true;
   }
   plan_in_force_ = plan_ != nullptr;
   // A planned step starts from an empty cache: the segments the previous step left, cut to
@@ -153,14 +175,16 @@ void Runtime::end_planned_step(StepStats& s) {
   s.phase = followed ? StepPhase::planned : StepPhase::observed;
   const std::size_t planned =
       plan_ ? plan_->summary.offloaded_bytes + plan_->summary.discarded_bytes : 0;
+  s.replanned = std::exchange(plan_changed_, false);
   if (followed && (!best_plan_ || s.seconds < best_seconds_)) {
     best_plan_ = std::make_unique<StepPlan>(*plan_);
     best_seconds_ = s.seconds;
     best_margin_ = plan_margin_;
-  } else if (followed && s.seconds > best_seconds_ * kSlower) {
-    *plan_ = *best_plan_;  // the plan tried after an overflow was slower: back for good
+  } else if (followed && overflow_plan_ && !settled_ && s.seconds > best_seconds_ * kSlower) {
+    *plan_ = *best_plan_;  // the plan made after an overflow was slower: back for good
     plan_margin_ = best_margin_;
     settled_ = true;
+    overflow_plan_ = false;
     s.replanned = true;  // a plan change: the next step learns from it afresh
   }
   const bool overflowed = followed && !settled_ && overflow_replans_ < kMaxReplans &&
@@ -173,17 +197,22 @@ void Runtime::end_planned_step(StepStats& s) {
   if (!followed || overflowed) {
     // Memory the step left allocated beyond what it started with (an optimizer's state
     // made at its first update) is there throughout the next steps: count it everywhere.
-    const std::size_t at = observed_->points.size();
-    observe_point();
-    const double left = observed_->points[at].other_bytes - begin_other_;
-    observed_->points.pop_back();
+    const double left = static_cast<double>(allocator_.stats().allocated.current) -
+                        static_cast<double>(begin_allocated_);
     if (left > 0)
       for (GraphPoint& p : observed_->points) p.other_bytes += left;
-    make_plan(*observed_);
-    std::swap(plan_graph_, observed_);
-    s.replanned = true;
+    try {
+      make_plan(*observed_);
+      std::swap(plan_graph_, observed_);
+      overflow_plan_ = overflowed;
+      s.replanned = true;
+    } catch (const std::exception& e) {
+      // The step's outcome stands (an OutOfMemory the caller is handling, say); planning
+      // is tried again after the next step.
+      log::warning(fmt::format("the plan for the next step could not be made: {}", e.what()));
+    }
   }
-  s.plan = plan_->summary;
+  if (plan_) s.plan = plan_->summary;
 }
 
 void Runtime::forget_measured_plans() {

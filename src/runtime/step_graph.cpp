@@ -7,9 +7,7 @@ bool StepGraph::same_program(const StepGraph& other) const {
   for (std::size_t i = 0; i < tensors.size(); ++i) {
     const GraphTensor& a = tensors[i];
     const GraphTensor& b = other.tensors[i];
-    if (a.bytes != b.bytes || a.recipe != b.recipe || a.evictable != b.evictable ||
-        a.inputs != b.inputs || a.uses.size() != b.uses.size())
-      return false;
+    if (!a.same_tensor(b) || a.uses.size() != b.uses.size()) return false;
   }
   return true;
 }

@@ -23,6 +23,11 @@ struct GraphTensor {
   std::vector<std::size_t> uses;    ///< points of its uses, in order
   int region = -1;                  ///< the program's mark (a block), -1 unmarked
   std::string role;
+
+  /// The same tensor of the same program: bytes, recipe, inputs and evictability.
+  [[nodiscard]] bool same_tensor(const GraphTensor& o) const {
+    return bytes == o.bytes && recipe == o.recipe && evictable == o.evictable && inputs == o.inputs;
+  }
 };
 
 struct GraphPoint {

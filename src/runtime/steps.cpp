@@ -43,7 +43,12 @@ void Runtime::begin_step() {
   by_ordinal_.clear();
   order_.clear();
   cursor_ = 0;
-  begin_planned_step();  // may give cached segments back first
+  try {
+    begin_planned_step();  // may plan for a new budget and give cached segments back first
+  } catch (...) {
+    in_step_ = false;
+    throw;
+  }
   allocator_.reset_peaks();
 }
 
