@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace memento {
 
@@ -21,6 +22,13 @@ enum class PlannedAction { keep, offload, discard };
 struct PlanCandidate {
   std::string name;
   std::function<PlannedAction(int region, std::string_view role)> decide;
+};
+
+/// What a plan does within one region (a block) the program marked.
+struct RegionPlan {
+  int region = 0;
+  std::size_t kept = 0, offloaded = 0, discarded = 0;
+  std::size_t kept_bytes = 0, offloaded_bytes = 0, discarded_bytes = 0;
 };
 
 /// What a step's plan does and what it expects, as the runtime made it.
@@ -40,6 +48,7 @@ struct StepPlanSummary {
   /// it under that (none found: std::nullopt with `thrashing` set).
   bool thrashing = false;
   std::optional<std::size_t> thrash_free_budget;
+  std::vector<RegionPlan> regions;  ///< per marked region (region >= 0), in region order
   /// One line: "keep 120 (2.1 GiB), offload 12 (1.5 GiB), recompute 48 (3.0 GiB); from
   /// selective; +4.1% predicted".
   [[nodiscard]] std::string describe() const;

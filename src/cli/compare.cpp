@@ -157,6 +157,7 @@ RunResult run_one(const Setup& setup, const Strategy& strategy, std::size_t budg
     if (std::optional<StepPlanSummary> made = rt.plan()) {
       r.plan_description = made->describe();
       r.plan_cpu_s = made->plan_cpu_seconds;
+      r.step_plan = *made;
     }
   } catch (const OutOfMemory& e) {
     r.error = e.what();

@@ -16,6 +16,7 @@
 #include "cli/environment.hpp"
 #include "cli/workload.hpp"
 #include "memento/error.hpp"
+#include "memento/step_plan.hpp"
 
 namespace memento::cli {
 
@@ -71,8 +72,9 @@ struct RunResult {
   std::size_t evictions = 0;
   std::size_t recomputes = 0;
   std::string plan_description;
-  std::optional<double> plan_cpu_s;  // the budget-only path: CPU time of its last plan
-  std::string trace_file;            // file name in the output directory; empty without --out
+  std::optional<double> plan_cpu_s;          // the budget-only path: CPU time of its last plan
+  std::optional<StepPlanSummary> step_plan;  // ... and that plan
+  std::string trace_file;  // file name in the output directory; empty without --out
 };
 
 struct CompareResult {

@@ -12,6 +12,17 @@
 namespace memento::cli {
 namespace {
 
+// The budget-only path's plan block by block, where the model marks blocks.
+void print_regions(const StepPlanSummary& plan) {
+  if (plan.regions.empty()) return;
+  fmt::print("budget-only path, per block (tensors kept / offloaded / recomputed, bytes):\n");
+  for (const RegionPlan& r : plan.regions)
+    fmt::print(
+        "  block {:>3}: keep {:>3} ({:>10}), offload {:>3} ({:>10}), recompute {:>3} ({:>10})\n",
+        r.region, r.kept, format_bytes(r.kept_bytes), r.offloaded, format_bytes(r.offloaded_bytes),
+        r.discarded, format_bytes(r.discarded_bytes));
+}
+
 // A percentage in plan's --budget is of the unlimited peak, as in compare.
 BudgetSpec asked_budget(const PlanOptions& o) {
   return parse_budget(o.budget, o.sources.budget, {.bare_percent = BudgetBase::peak});
@@ -86,6 +97,8 @@ int run_plan(const PlanOptions& o) {
               "budget-only path (a bare budget, as memento train runs it): overhead {:+.1f}%, "
               "plan: {}\n",
               100 * *r.overhead, r.plan_description);
+      for (const RunResult& r : result->runs)
+        if (r.strategy.observe && r.step_plan) print_regions(*r.step_plan);
       return 0;
     }
   }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <numeric>
 #include <optional>
 
@@ -347,21 +348,31 @@ StepPlan search(const StepGraph& g, const PlanInputs& in,
   sum.predicted_extra_seconds = best_eval->extra_seconds;
   sum.observed_seconds = g.seconds();
   sum.fits = best_eval->peak_bytes <= target;
-  for (std::size_t i = 0; i < g.tensors.size(); ++i) {
-    if (!s.evictable(i)) continue;
-    const std::size_t b = g.tensors[i].bytes;
-    switch (best.decisions[i].action) {
+  const auto count = [](auto& c, PlannedAction a, std::size_t b) {
+    switch (a) {
       case PlannedAction::keep:
-        ++sum.kept, sum.kept_bytes += b;
+        ++c.kept, c.kept_bytes += b;
         break;
       case PlannedAction::offload:
-        ++sum.offloaded, sum.offloaded_bytes += b;
+        ++c.offloaded, c.offloaded_bytes += b;
         break;
       case PlannedAction::discard:
-        ++sum.discarded, sum.discarded_bytes += b;
+        ++c.discarded, c.discarded_bytes += b;
         break;
     }
+  };
+  std::map<int, RegionPlan> regions;
+  for (std::size_t i = 0; i < g.tensors.size(); ++i) {
+    if (!s.evictable(i)) continue;
+    const GraphTensor& t = g.tensors[i];
+    count(sum, best.decisions[i].action, t.bytes);
+    if (t.region >= 0) {
+      RegionPlan& r = regions[t.region];
+      r.region = t.region;
+      count(r, best.decisions[i].action, t.bytes);
+    }
   }
+  for (const auto& [region, r] : regions) sum.regions.push_back(r);
   return best;
 }
 
