@@ -5,13 +5,14 @@
  *                                                    "memento_malloc", "memento_free")
  *   torch.cuda.memory.change_current_allocator(alloc)
  *
- * The device and budget come from MEMENTO_DEVICE, MEMENTO_BUDGET and MEMENTO_CONF (read on
- * first use). Functions that can fail return NULL or -1 and leave a message for
+ * The device and budget come from MEMENTO_DEVICE, MEMENTO_BUDGET and MEMENTO_CONF, the pinned
+ * host memory offloads may fill from MEMENTO_HOST_BUDGET (read on first use). Functions that can fail return NULL or -1 and leave a message for
  * memento_last_error(); nothing is silently ignored. */
 #ifndef MEMENTO_MEMENTO_H
 #define MEMENTO_MEMENTO_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #ifdef __cplusplus
@@ -66,6 +67,108 @@ const char* memento_last_error(void);
 /* Tears down the process-wide allocator; the next call reads the environment again.
  * Live allocations are reported and freed. */
 void memento_shutdown(void);
+
+/* ---- Planning for a framework that owns its tensors (decision-only) -------------------
+ *
+ * A framework that keeps its tensors' storage itself (PyTorch with memento as its pluggable
+ * allocator) describes each training step to memento: the tensors it tracks, the regions
+ * that can recompute them and their uses and frees in program order. The first step is
+ * observed; at its end memento plans for the budget (memento_get_budget) which tensors to
+ * keep, offload to pinned host memory or discard and recompute, and after which use. From
+ * the next step the framework asks memento_plan_action for each tensor and carries the plan
+ * out itself: memento never calls back into it. memento_offload and memento_copy_back move
+ * bytes on memento's own copy streams for it. A step whose sequence differs from the planned
+ * one (other tensor count, bytes, regions' inputs or use counts) is observed again and
+ * planned anew; so is a plan whose budget changed (at the next memento_step_begin).
+ *
+ * Tensor ids are valid within the step that registered them; the creation ordinal within
+ * the step is what matches a tensor to the plan. Memory between uses is the process-wide
+ * allocator's active bytes less the bytes of the registered tensors that are live, so the
+ * framework is assumed to allocate through memento_malloc. All of it is thread-safe (one
+ * lock), and memento_shutdown drops it (plan included). */
+
+/* What the plan does with a tensor. */
+typedef enum memento_action {
+  MEMENTO_KEEP = 0,      /* stays on the device */
+  MEMENTO_OFFLOAD = 1,   /* copied to host after a use (memento_offload), back before the next */
+  MEMENTO_RECOMPUTE = 2  /* freed after a use; its region is rerun before the next */
+} memento_action;
+
+/* How a step ran. */
+typedef enum memento_step_phase {
+  MEMENTO_STEP_OBSERVED = 0, /* no plan applied: it was watched and planned from */
+  MEMENTO_STEP_PLANNED = 1   /* the plan in force applied to it throughout */
+} memento_step_phase;
+
+typedef struct memento_step_stats {
+  int phase;    /* a memento_step_phase */
+  int new_plan; /* 1 when a plan was made for this step (its budget changed) or at its end */
+  int fits;     /* 1 when the plan's predicted peak is within the budget less its margin */
+  size_t tensors, tensor_bytes; /* registered in this step */
+  /* The plan in force for the next step: the tensors it could evict (used at least twice,
+   * and in a region or offloadable), by decision, and their bytes. */
+  size_t kept, offloaded, recomputed;
+  size_t kept_bytes, offloaded_bytes, recomputed_bytes;
+  size_t budget;                  /* the budget the plan was made for */
+  size_t predicted_peak;          /* bytes, at the plan's highest point */
+  double observed_seconds;        /* the regions' seconds in the step planned from */
+  double predicted_extra_seconds; /* recompute and copies the step cannot hide */
+  double plan_cpu_seconds;        /* CPU time the planning took (0 without a new plan) */
+} memento_step_stats;
+
+/* Opens a step. -1 when one is already open. */
+int memento_step_begin(void);
+
+/* Closes the step; plans when it was observed (or the budget changed) and fills *out when
+ * `out` is not NULL. Tensors still offloaded give their host buffers back (their bytes are
+ * dropped). -1 when no step is open. */
+int memento_step_end(memento_step_stats* out);
+
+/* A tensor the caller owns, of `bytes` (positive) at `ptr` (not NULL), made on `stream`
+ * (checked as memento_malloc does; memento_offload and memento_copy_back name their own).
+ * Returns its id (>= 0), or -1 (no step open, bad arguments). */
+int64_t memento_tensor_register(const void* ptr, size_t bytes, memento_stream_t stream);
+
+/* The `n_outputs` (at least 1) tensors `outputs` can be recomputed from the `n_inputs`
+ * tensors `inputs` (NULL when none) by rerunning the region, which costs `seconds` (finite,
+ * >= 0, measured by the caller). The cost is charged once per output a recompute restores.
+ * The regions' seconds registered so far are the step's clock. A tensor is the output of at
+ * most one region and never its own input; tensors outside every region can only be kept or
+ * offloaded. Every id must be registered in this step. 0 or -1 (nothing registered). */
+int memento_region_register(const int64_t* outputs, size_t n_outputs, const int64_t* inputs,
+                            size_t n_inputs, double seconds);
+
+/* A use of a live tensor, in program order (an offloaded tensor must be copied back
+ * first). 0 or -1. */
+int memento_tensor_use(int64_t id);
+
+/* The end of a tensor's life in this step (call it once its storage is freed; a tensor
+ * still offloaded gives its host buffer back). 0 or -1. */
+int memento_tensor_free(int64_t id);
+
+/* The plan for this tensor (matched by creation ordinal to the planned step): *action a
+ * memento_action, *after_use the 0-based use after which to evict it (0 for keep). Keep
+ * while there is no plan, and for the rest of a step that has departed from the planned
+ * one. 0 or -1 (unknown id, NULL output). */
+int memento_plan_action(int64_t id, int* action, uint32_t* after_use);
+
+/* Copies the tensor's bytes (from its registered pointer, or from where it was last copied
+ * back) to a pinned host buffer on memento's copy stream, after the work queued so far on
+ * `stream`. When the pointer is the start of a memento_malloc block, the block is marked as
+ * used by the copy (memento_record_stream), so it may be freed at once; otherwise `stream`
+ * waits for the copy. -1 when the id is unknown, the tensor is freed or already offloaded,
+ * or the pinned host pool (MEMENTO_HOST_BUDGET) is exhausted: the caller keeps the tensor. */
+int memento_offload(int64_t id, memento_stream_t stream);
+
+/* Copies an offloaded tensor back into `dst` (its bytes' worth, device memory, e.g. from
+ * memento_malloc) on memento's copy stream, after the copy out and the work queued so far
+ * on `stream`; later work on `stream` waits for it. `dst` becomes the tensor's pointer and
+ * the host buffer goes back to the pool. -1 when the id is unknown or not offloaded. */
+int memento_copy_back(int64_t id, void* dst, memento_stream_t stream);
+
+/* Blocks until the work queued on `stream` (NULL: the default stream) has run: what a C
+ * caller on the host backend needs before reading a copied-back tensor. 0 or -1. */
+int memento_synchronize(memento_stream_t stream);
 
 #ifdef __cplusplus
 }

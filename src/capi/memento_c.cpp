@@ -5,22 +5,15 @@
 #include <mutex>
 #include <string>
 
-#include "common/log.hpp"
+#include "capi/instance.hpp"
 #include "memento/backends.hpp"
 #include "memento/caching_allocator.hpp"
 #include "memento/config.hpp"
 #include "memento/error.hpp"
 #include "memento/memento.h"
 
+namespace memento::capi {
 namespace {
-
-using namespace memento;
-
-struct Instance {
-  std::unique_ptr<Backend> backend;
-  std::unique_ptr<CachingAllocator> allocator;
-  int device = 0;
-};
 
 // Deliberately never destroyed (as PyTorch does with its allocator): static destructors at
 // exit would free device memory after the CUDA runtime may have shut down, and a late
@@ -29,11 +22,16 @@ std::mutex& g_mutex = *new std::mutex;
 std::shared_ptr<Instance>& g_instance = *new std::shared_ptr<Instance>;
 thread_local std::string t_last_error;
 
+// Pinned host memory offloads may fill when MEMENTO_HOST_BUDGET is unset (as memento train).
+constexpr std::size_t kDefaultHostBudget = std::size_t{16} << 30;
+
 DeviceSpec default_device() {
   DeviceSpec spec;
   if (cuda_device_count() > 0) spec.kind = BackendKind::cuda;
   return spec;
 }
+
+}  // namespace
 
 std::shared_ptr<Instance> instance() {
   std::lock_guard lock(g_mutex);
@@ -46,24 +44,23 @@ std::shared_ptr<Instance> instance() {
   AllocatorOptions options;
   if (config.budget) options.budget = config.budget->resolve(inst->backend->info().capacity);
   inst->allocator = std::make_unique<CachingAllocator>(*inst->backend, options);
+  inst->host_pool = std::make_unique<PinnedHostPool>(
+      *inst->backend, config.host_budget.value_or(kDefaultHostBudget));
+  inst->plan = make_plan_state(*inst->backend, *inst->allocator, *inst->host_pool);
   g_instance = inst;
   return inst;
 }
 
-/// Runs `fn`, turning exceptions into the thread's last error and `on_error`.
-template <typename F, typename R>
-R guarded(const char* what, R on_error, F&& fn) noexcept {
-  try {
-    t_last_error.clear();
-    return fn();
-  } catch (const std::exception& e) {
-    t_last_error = fmt::format("{}: {}", what, e.what());
-  } catch (...) {
-    t_last_error = fmt::format("{}: unknown error", what);
-  }
-  log::error(t_last_error);
-  return on_error;
-}
+std::string& last_error() noexcept { return t_last_error; }
+
+}  // namespace memento::capi
+
+namespace {
+
+using namespace memento;
+using capi::guarded;
+using capi::instance;
+using capi::Instance;
 
 void check_device(const Instance& inst, int device) {
   MEMENTO_EXPECTS(device == inst.device,
@@ -143,17 +140,18 @@ int memento_empty_cache(void) {
   });
 }
 
-const char* memento_last_error(void) { return t_last_error.c_str(); }
+const char* memento_last_error(void) { return capi::last_error().c_str(); }
 
 void memento_shutdown(void) {
   std::shared_ptr<Instance> inst;
   {
-    std::lock_guard lock(g_mutex);
-    inst = std::move(g_instance);
+    std::lock_guard lock(capi::g_mutex);
+    inst = std::move(capi::g_instance);
   }
   inst.reset();
   // Calls in flight on other threads hold their own reference; the last one to finish
-  // destroys the instance (allocator before backend, by member order).
+  // destroys the instance (the plan state, pinned pool, allocator, then backend, by
+  // member order).
 }
 
 }  // extern "C"
