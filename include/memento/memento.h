@@ -6,8 +6,9 @@
  *   torch.cuda.memory.change_current_allocator(alloc)
  *
  * The device and budget come from MEMENTO_DEVICE, MEMENTO_BUDGET and MEMENTO_CONF, the pinned
- * host memory offloads may fill from MEMENTO_HOST_BUDGET (read on first use). Functions that can fail return NULL or -1 and leave a message for
- * memento_last_error(); nothing is silently ignored. */
+ * host memory offloads may fill from MEMENTO_HOST_BUDGET (read on first use). Functions that can
+ * fail return NULL or -1 and leave a message for memento_last_error(); nothing is silently ignored.
+ */
 #ifndef MEMENTO_MEMENTO_H
 #define MEMENTO_MEMENTO_H
 
@@ -89,9 +90,9 @@ void memento_shutdown(void);
 
 /* What the plan does with a tensor. */
 typedef enum memento_action {
-  MEMENTO_KEEP = 0,      /* stays on the device */
-  MEMENTO_OFFLOAD = 1,   /* copied to host after a use (memento_offload), back before the next */
-  MEMENTO_RECOMPUTE = 2  /* freed after a use; its region is rerun before the next */
+  MEMENTO_KEEP = 0,     /* stays on the device */
+  MEMENTO_OFFLOAD = 1,  /* copied to host after a use (memento_offload), back before the next */
+  MEMENTO_RECOMPUTE = 2 /* freed after a use; its region is rerun before the next */
 } memento_action;
 
 /* How a step ran. */

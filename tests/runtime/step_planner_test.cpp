@@ -115,8 +115,7 @@ TEST(StepPlanner, ABudgetThatThrashesIsSaidWithOneThatDoesNot) {
   EXPECT_TRUE(plan.summary.thrashing);
   ASSERT_TRUE(plan.summary.thrash_free_budget.has_value());
   EXPECT_GT(static_cast<double>(*plan.summary.thrash_free_budget), in.budget_bytes);
-  EXPECT_NE(plan.summary.describe().find("thrashes"), std::string::npos)
-      << plan.summary.describe();
+  EXPECT_NE(plan.summary.describe().find("thrashes"), std::string::npos) << plan.summary.describe();
   in.budget_bytes = static_cast<double>(*plan.summary.thrash_free_budget);
   const StepPlan enough = plan_step(g, in, {});
   EXPECT_LE(enough.summary.predicted_extra_seconds, enough.summary.observed_seconds);
