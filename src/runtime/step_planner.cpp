@@ -98,6 +98,9 @@ class Evaluator {
 
   // The bytes at a point in the last evaluation.
   double memory_at(std::size_t p) const { return memory_[p]; }
+  // By tensor, in the last evaluation: the point from which an offloaded tensor is present
+  // again (kNoPoint: not offloaded, or its copy out did not fit the host memory).
+  const std::vector<std::size_t>& back() const { return back_; }
   // Whether an offloaded tensor's memory is away at point `p` in the last evaluation.
   bool away_at(std::size_t i, std::size_t p) const {
     return away_[i].first <= p && p < away_[i].second;
@@ -115,6 +118,7 @@ class Evaluator {
     });
     out_end_.assign(offloads_.size(), 0);
     away_.assign(g_.tensors.size(), {kNoPoint, kNoPoint});
+    back_.assign(g_.tensors.size(), kNoPoint);
     double extra = 0;
     double link_free = 0;
     double host = 0;
@@ -165,6 +169,7 @@ class Evaluator {
       extra += std::max(0.0, out_end_[k] - start);
       const std::size_t away = first_point_at(g_, gap.from + 1, out_end_[k]);
       const std::size_t back = first_point_at(g_, gap.from + 1, start);  // present from here
+      back_[i] = back;
       if (away < back && back <= gap.to) {
         delta_[away] -= b;
         delta_[back] += b;
@@ -181,6 +186,7 @@ class Evaluator {
   std::vector<std::size_t> offloads_;
   std::vector<double> out_end_;
   std::vector<std::pair<std::size_t, std::size_t>> away_;  // by tensor: [away, back)
+  std::vector<std::size_t> back_;                          // by tensor: present again from
   std::vector<unsigned> seen_;
   unsigned stamp_ = 0;
 };
@@ -400,6 +406,17 @@ PlanEvaluation evaluate_plan(const StepGraph& graph, const PlanInputs& inputs,
 StepPlan plan_step(const StepGraph& graph, const PlanInputs& inputs,
                    const std::vector<PlanCandidate>& candidates) {
   StepPlan plan = search(graph, inputs, candidates);
+  {
+    // The prefetch schedule of the chosen decisions: one more evaluation.
+    Evaluator eval(graph, inputs);
+    (void)eval(plan.decisions);
+    plan.copy_back_at.assign(graph.tensors.size(), kNoPoint);
+    for (std::size_t i = 0; i < graph.tensors.size(); ++i) {
+      // Present from `back` (after the use it follows): the copy starts after the point before.
+      const std::size_t back = eval.back()[i];
+      if (back != kNoPoint) plan.copy_back_at[i] = back - 1;
+    }
+  }
   StepPlanSummary& sum = plan.summary;
   // A step predicted at more than twice the observed one thrashes: find, by bisection on
   // the budget, the smallest that keeps it under (the planner is cheap next to a step).

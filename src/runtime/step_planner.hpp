@@ -41,6 +41,10 @@ struct PlanEvaluation {
 
 struct StepPlan {
   std::vector<TensorDecision> decisions;  ///< by creation ordinal
+  /// By creation ordinal: the point after which an offloaded tensor's copy back starts, as
+  /// late as the link allows (the tensor is present again from the next point on); kNoPoint
+  /// when the tensor is not offloaded or its copy out does not fit the host memory.
+  std::vector<std::size_t> copy_back_at;
   StepPlanSummary summary;
 };
 

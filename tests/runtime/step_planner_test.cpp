@@ -76,8 +76,16 @@ TEST(StepPlanner, PlansFitTheirTargetAndEvictOnlyWhatMayGo) {
     if (peak <= in.target()) {
       EXPECT_EQ(plan.summary.offloaded + plan.summary.discarded, 0u) << "evicted for nothing";
     }
+    ASSERT_EQ(plan.copy_back_at.size(), g.tensors.size());
     for (std::size_t i = 0; i < g.tensors.size(); ++i) {
       const TensorDecision& d = plan.decisions[i];
+      if (d.action != PlannedAction::offload) {
+        EXPECT_EQ(plan.copy_back_at[i], kNoPoint) << "a copy back for a tensor not offloaded";
+      } else if (plan.copy_back_at[i] != kNoPoint) {  // kNoPoint: the host memory was full
+        // Between the use it follows and the one it is back for.
+        EXPECT_GE(plan.copy_back_at[i], g.tensors[i].uses[d.after_use]);
+        EXPECT_LT(plan.copy_back_at[i], g.tensors[i].uses[d.after_use + 1]);
+      }
       if (d.action == PlannedAction::keep) continue;
       EXPECT_TRUE(g.tensors[i].evictable);
       EXPECT_LT(d.after_use + 1, g.tensors[i].uses.size());
@@ -134,6 +142,62 @@ TEST(StepPlanner, OffloadsWhatTheLinkHidesInsteadOfRecomputing) {
   EXPECT_GT(plan.summary.offloaded, 0u);
   EXPECT_EQ(plan.summary.discarded, 0u);
   EXPECT_NEAR(plan.summary.predicted_extra_seconds, 0.0, 1e-9);
+}
+
+// Two tensors A and B (4 MiB) used at the start and again at the end of a step whose middle
+// makes two more of 6 MiB: a budget of 15 MiB needs both offloaded. Each copy takes 0.15 s
+// on the link; the copies back queue on it so that B (used last) arrives just in time and A's
+// copy ends when B's starts: each starts after the last point before its start time.
+TEST(StepPlanner, CopiesBackStartAsLateAsTheLinkAllows) {
+  constexpr std::size_t kMiB = std::size_t{1} << 20;
+  StepGraph g;
+  double clock = 0;
+  const auto point = [&] {
+    g.points.push_back({clock, 0});
+    return g.points.size() - 1;
+  };
+  const auto make = [&](std::size_t bytes) {
+    GraphTensor t;
+    t.bytes = bytes;
+    t.created = point();
+    g.tensors.push_back(std::move(t));
+    return g.tensors.size() - 1;
+  };
+  const std::size_t a = make(4 * kMiB), b = make(4 * kMiB);  // points 0, 1
+  g.tensors[a].uses.push_back(point());                      // 2
+  g.tensors[b].uses.push_back(point());                      // 3
+  clock = 0.4;
+  const std::size_t c = make(6 * kMiB), d = make(6 * kMiB);  // 4, 5
+  g.tensors[c].uses.push_back(point());                      // 6
+  g.tensors[d].uses.push_back(point());                      // 7
+  clock = 0.6;
+  g.tensors[d].freed = point();  // 8
+  g.tensors[c].freed = point();  // 9
+  clock = 0.8;
+  g.tensors[a].uses.push_back(point());  // 10
+  g.tensors[b].uses.push_back(point());  // 11
+  g.tensors[a].freed = point();          // 12
+  g.tensors[b].freed = point();          // 13
+  PlanInputs in;
+  in.budget_bytes = 15.0 * kMiB;
+  in.d2h_bandwidth = in.h2d_bandwidth = 4.0 * kMiB / 0.15;
+  in.host_bytes = 1e12;
+  const StepPlan plan = plan_step(g, in, {});
+  ASSERT_TRUE(plan.summary.fits) << plan.summary.describe();
+  ASSERT_EQ(plan.decisions[a].action, PlannedAction::offload);
+  ASSERT_EQ(plan.decisions[b].action, PlannedAction::offload);
+  EXPECT_NEAR(plan.summary.predicted_extra_seconds, 0.0, 1e-9);
+  // B's copy back runs 0.65 s to 0.8 s: after point 9 (0.6 s). A's 0.5 s to 0.65 s: after
+  // point 7 (0.4 s), the last before 0.5 s.
+  EXPECT_EQ(plan.copy_back_at[b], 9u);
+  EXPECT_EQ(plan.copy_back_at[a], 7u);
+  EXPECT_EQ(plan.copy_back_at[c], kNoPoint);
+  EXPECT_EQ(plan.copy_back_at[d], kNoPoint);
+  // Without a link nothing is offloaded, and nothing is copied back.
+  in.d2h_bandwidth = in.h2d_bandwidth = 0;
+  const StepPlan kept = plan_step(g, in, {});
+  EXPECT_EQ(kept.summary.offloaded, 0u);
+  EXPECT_EQ(kept.copy_back_at, std::vector<std::size_t>(g.tensors.size(), kNoPoint));
 }
 
 }  // namespace
