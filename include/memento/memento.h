@@ -85,8 +85,12 @@ void memento_shutdown(void);
  * Tensor ids are valid within the step that registered them; the creation ordinal within
  * the step is what matches a tensor to the plan. Memory between uses is the process-wide
  * allocator's active bytes less the bytes of the registered tensors that are live, so the
- * framework is assumed to allocate through memento_malloc. All of it is thread-safe (one
- * lock), and memento_shutdown drops it (plan included). */
+ * framework is assumed to allocate through memento_malloc, unless it gives its own count
+ * (memento_note_other_bytes). Time is the regions' seconds and the caller's noted seconds
+ * (memento_note_seconds). The plan also says when each offloaded tensor's copy back is due
+ * (memento_prefetch_due), so the copy can run ahead of the use (memento_prefetch, then
+ * memento_wait_ready). All of it is thread-safe (one lock), and memento_shutdown drops it
+ * (plan and link rates included). */
 
 /* What the plan does with a tensor. */
 typedef enum memento_action {
@@ -112,7 +116,7 @@ typedef struct memento_step_stats {
   size_t kept_bytes, offloaded_bytes, recomputed_bytes;
   size_t budget;                  /* the budget the plan was made for */
   size_t predicted_peak;          /* bytes, at the plan's highest point */
-  double observed_seconds;        /* the regions' seconds in the step planned from */
+  double observed_seconds;        /* the step planned from: regions' and noted seconds */
   double predicted_extra_seconds; /* recompute and copies the step cannot hide */
   double plan_cpu_seconds;        /* CPU time the planning took (0 without a new plan) */
 } memento_step_stats;
@@ -122,7 +126,8 @@ int memento_step_begin(void);
 
 /* Closes the step; plans when it was observed (or the budget changed) and fills *out when
  * `out` is not NULL. Tensors still offloaded give their host buffers back (their bytes are
- * dropped). -1 when no step is open. */
+ * dropped); copies back from memento_prefetch are no longer waited for by memento_wait_ready.
+ * -1 when no step is open. */
 int memento_step_end(memento_step_stats* out);
 
 /* A tensor the caller owns, of `bytes` (positive) at `ptr` (not NULL), made on `stream`
@@ -133,14 +138,15 @@ int64_t memento_tensor_register(const void* ptr, size_t bytes, memento_stream_t 
 /* The `n_outputs` (at least 1) tensors `outputs` can be recomputed from the `n_inputs`
  * tensors `inputs` (NULL when none) by rerunning the region, which costs `seconds` (finite,
  * >= 0, measured by the caller). The cost is charged once per output a recompute restores.
- * The regions' seconds registered so far are the step's clock. A tensor is the output of at
+ * The regions' seconds registered so far, with the seconds noted by memento_note_seconds, are
+ * the step's clock. A tensor is the output of at
  * most one region and never its own input; tensors outside every region can only be kept or
  * offloaded. Every id must be registered in this step. 0 or -1 (nothing registered). */
 int memento_region_register(const int64_t* outputs, size_t n_outputs, const int64_t* inputs,
                             size_t n_inputs, double seconds);
 
 /* A use of a live tensor, in program order (an offloaded tensor must be copied back
- * first). 0 or -1. */
+ * first: memento_copy_back, or memento_prefetch, whose copy may still be running). 0 or -1. */
 int memento_tensor_use(int64_t id);
 
 /* The end of a tensor's life in this step (call it once its storage is freed; a tensor
@@ -166,6 +172,60 @@ int memento_offload(int64_t id, memento_stream_t stream);
  * on `stream`; later work on `stream` waits for it. `dst` becomes the tensor's pointer and
  * the host buffer goes back to the pool. -1 when the id is unknown or not offloaded. */
 int memento_copy_back(int64_t id, void* dst, memento_stream_t stream);
+
+/* The caller's compute since the previous point (register, use or free) that no region
+ * accounts for, e.g. backward work between two uses: it advances the step's clock as a
+ * region's seconds do. Without it a framework that registers regions only in its forward has
+ * a backward of no duration, and the plan copies every offloaded tensor back during the
+ * forward. -1 when no step is open or `seconds` is negative, NaN or infinite. */
+int memento_note_seconds(double seconds);
+
+/* The caller's count of the device bytes outside the registered tensors right now, for a
+ * framework whose allocations memento does not see (PyTorch with its own allocator). From
+ * then on in this step the points use the last count given instead of the allocator's active
+ * bytes less the live tensors; memory an observed step leaves beyond what it started with is
+ * the last count less the first. Forgotten at memento_step_begin. -1 when no step is open. */
+int memento_note_other_bytes(size_t bytes);
+
+/* The rates (bytes/s, both finite and > 0) the planner counts on for copies to the host and
+ * back, instead of the backend's (unknown on the host and cuda backends, so that without
+ * these nothing is offloaded); a caller measures them, e.g. with a timed copy to pinned
+ * memory. As for the backend's, the planner gives copies half again as long. Both 0 returns
+ * to the backend's rates. It applies to the next plan made and lasts until memento_shutdown.
+ * -1 when a rate is negative, NaN or infinite, or only one of them is 0. */
+int memento_set_link_bandwidth(double d2h_bytes_per_s, double h2d_bytes_per_s);
+
+/* 1 when the open step follows the plan in force (memento_plan_action answers from it), 0
+ * when it is observed (no plan yet, or it departed from the planned program), -1 when no
+ * step is open. */
+int memento_step_following(void);
+
+/* Writes to `ids` up to `cap` tensors of the open step whose copy back the plan starts now:
+ * offloaded (memento_offload, not yet copied back) and planned to be copied back from the
+ * step's current point (the last register, use or free) or earlier, in the plan's order. The
+ * plan starts each copy as late as the link allows the tensor to be back for its next use
+ * (memento_set_link_bandwidth); the caller copies each with memento_prefetch. A tensor is
+ * named at most once per step. Returns how many it wrote: 0 when none is due, or when the
+ * step does not follow a plan (memento_step_following). -1 when no step is open or `ids` is
+ * NULL with `cap` > 0. */
+int memento_prefetch_due(int64_t* ids, size_t cap);
+
+/* memento_copy_back without the wait: copies an offloaded tensor back into `dst` on memento's
+ * copy stream, after the copy out and the work queued so far on `stream`, but `stream` does
+ * not wait for it: the copy's end is recorded for memento_wait_ready. `dst` becomes the
+ * tensor's pointer (memento_tensor_use accepts it at once) and the host buffer goes back to
+ * the pool once the copy has read it. When `dst` is the start of a memento_malloc block the
+ * block is marked as used by the copy; other storage must not be freed before a stream that
+ * frees it has waited (memento_wait_ready). -1 when the id is unknown, the tensor is not
+ * offloaded, or `dst` is NULL. */
+int memento_prefetch(int64_t id, void* dst, memento_stream_t stream);
+
+/* Later work on `stream` waits for the tensor's copy back from memento_prefetch; 0 and
+ * nothing to wait for when none is pending (it was never prefetched, the copy was seen done
+ * at an earlier wait, or the tensor was freed or offloaded again). A C caller on the host
+ * backend then needs memento_synchronize(stream) before reading the bytes. -1 when the id is
+ * unknown. */
+int memento_wait_ready(int64_t id, memento_stream_t stream);
 
 /* Blocks until the work queued on `stream` (NULL: the default stream) has run: what a C
  * caller on the host backend needs before reading a copied-back tensor. 0 or -1. */

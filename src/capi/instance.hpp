@@ -17,7 +17,7 @@
 
 namespace memento::capi {
 
-/// The planning API's state (plan_api.cpp).
+/// The planning API's state (plan_state.hpp).
 class PlanState;
 
 /// Made by make_plan_state() from plan_api.cpp; destroyed with the instance.

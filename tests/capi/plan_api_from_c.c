@@ -3,7 +3,9 @@
  * backward: a gradient per layer, the activations used in reverse and freed), observed once,
  * then planned; the plan carried out by the test itself within a budget that needs it, an
  * offload round trip compared byte for byte, and bad input. On the host backend device memory
- * is host memory, so the test's CPU writes stand in for kernels.
+ * is host memory, so the test's CPU writes stand in for kernels. Then, with link rates given
+ * and the caller's seconds and other bytes noted, a tensor offloaded by the plan and
+ * prefetched when the plan's schedule says.
  * Run with MEMENTO_DEVICE=host:256MiB MEMENTO_BUDGET=64MiB (see tests/CMakeLists.txt). */
 #include <math.h>
 #include <stdint.h>
@@ -16,6 +18,8 @@
 #define LAYERS 16
 #define BYTES ((size_t)2 << 20)
 #define TIGHT_BUDGET ((size_t)24 << 20)
+#define SMALL ((size_t)4 << 20)
+#define LARGE ((size_t)6 << 20)
 
 static int failures = 0;
 
@@ -226,6 +230,118 @@ static void bad_input(void) {
   CHECK(memento_step_end(NULL) == 0, "step end");
 }
 
+/* One step of a program whose storage memento does not see (malloc'd): A (4 MiB) made and
+ * used, then B and C (6 MiB) made, used and freed, then A used again; the caller notes 0.1 s
+ * of compute after A's use, after C's and after their frees, and 1 MiB of other device bytes.
+ * Points: 0 A, 1 use A, 2 B, 3 C, 4 use B, 5 use C, 6 free C, 7 free B, 8 use A, 9 free A.
+ * Under 16 MiB with the link rates given, A is offloaded after its first use; the step
+ * carries the plan out and prefetches A when memento_prefetch_due names it, which must be
+ * after point `due_at` and nowhere else (`due_at` < 0: never). */
+static memento_step_stats offload_step(int expect_following, int due_at) {
+  memento_step_stats stats;
+  unsigned char *a = (unsigned char*)malloc(SMALL), *back = NULL;
+  unsigned char* b = (unsigned char*)malloc(LARGE);
+  unsigned char* c = (unsigned char*)malloc(LARGE);
+  int64_t ia, ib, ic, due[4];
+  int action = -1, point = 0, offloaded = 0, n;
+  uint32_t after_use = 0;
+  size_t k;
+  memset(&stats, 0, sizeof stats);
+  for (k = 0; k < SMALL; ++k) a[k] = pattern(7, k);
+  CHECK(memento_step_begin() == 0, "step begin");
+  CHECK(memento_note_other_bytes((size_t)1 << 20) == 0, "note other bytes");
+  ia = memento_tensor_register(a, SMALL, NULL);
+  CHECK(memento_step_following() == expect_following, "following the plan");
+  CHECK(memento_tensor_use(ia) == 0, "use of A");
+  point = 1;
+  CHECK(memento_plan_action(ia, &action, &after_use) == 0, "plan action");
+  if (expect_following) CHECK(action == MEMENTO_OFFLOAD && after_use == 0, "A is offloaded");
+  if (action == MEMENTO_OFFLOAD) {
+    CHECK(memento_offload(ia, NULL) == 0, "offload");
+    CHECK(memento_synchronize(NULL) == 0, "synchronize"); /* the copy out has read A */
+    memset(a, 0, SMALL);
+    offloaded = 1;
+  }
+  CHECK(memento_note_seconds(0.1) == 0, "note seconds");
+  ib = memento_tensor_register(b, LARGE, NULL);
+  ic = memento_tensor_register(c, LARGE, NULL);
+  CHECK(memento_tensor_use(ib) == 0 && memento_tensor_use(ic) == 0, "uses of B and C");
+  CHECK(memento_prefetch_due(due, 4) == 0, "nothing due before point 6");
+  CHECK(memento_note_seconds(0.1) == 0, "note seconds");
+  CHECK(memento_tensor_free(ic) == 0, "free C");
+  n = memento_prefetch_due(due, 4);
+  CHECK(n == (due_at == 6), "due after point 6");
+  CHECK(memento_tensor_free(ib) == 0, "free B");
+  point = 7;
+  n = memento_prefetch_due(due, 4);
+  CHECK(n == (point == due_at), "due after point 7");
+  if (n == 1) {
+    CHECK(due[0] == ia, "A is due");
+    back = (unsigned char*)malloc(SMALL);
+    memset(back, 0xee, SMALL);
+    CHECK(memento_prefetch(ia, back, NULL) == 0, "prefetch");
+    offloaded = 0;
+    CHECK(memento_prefetch_due(due, 4) == 0, "named once");
+  }
+  CHECK(memento_note_seconds(0.1) == 0, "note seconds");
+  if (offloaded) { /* not prefetched: copied back at the use */
+    back = (unsigned char*)malloc(SMALL);
+    CHECK(memento_copy_back(ia, back, NULL) == 0, "copy back");
+  }
+  if (back != NULL) {
+    CHECK(memento_wait_ready(ia, NULL) == 0, "wait ready");
+    CHECK(memento_synchronize(NULL) == 0, "synchronize");
+    for (k = 0; k < SMALL && back[k] == pattern(7, k); ++k) {
+    }
+    CHECK(k == SMALL, "the prefetched bytes are bit-identical");
+  }
+  CHECK(memento_tensor_use(ia) == 0, "use of A");
+  CHECK(memento_tensor_free(ia) == 0, "free A");
+  CHECK(memento_prefetch_due(due, 4) == 0, "nothing due after");
+  CHECK(memento_step_end(&stats) == 0, "step end");
+  free(a);
+  free(b);
+  free(c);
+  free(back);
+  return stats;
+}
+
+static void link_and_prefetch(void) {
+  memento_step_stats s;
+  int64_t id, due[2];
+  unsigned char* bytes = (unsigned char*)malloc(SMALL);
+  CHECK_FAILS(memento_note_seconds(1.0), "no step is open");
+  CHECK_FAILS(memento_note_other_bytes(1), "no step is open");
+  CHECK_FAILS(memento_step_following(), "no step is open");
+  CHECK_FAILS(memento_prefetch_due(due, 2), "no step is open");
+  CHECK_FAILS(memento_set_link_bandwidth(-1.0, 1e9), "d2h_bytes_per_s must be finite");
+  CHECK_FAILS(memento_set_link_bandwidth(1e9, 0.0), "both rates are > 0, or both 0");
+  CHECK(memento_set_link_bandwidth(1e9, 1e9) == 0, "link rates");
+  CHECK(memento_set_budget((size_t)16 << 20) == 0, "set budget");
+
+  s = offload_step(0, -1);
+  printf("offload step 1: phase %d, offload %zu, predicted peak %zu, %.3f s\n", s.phase,
+         s.offloaded, s.predicted_peak, s.observed_seconds);
+  CHECK(s.phase == MEMENTO_STEP_OBSERVED && s.offloaded == 1 && s.fits == 1, "A is offloaded");
+  CHECK(s.predicted_peak == ((size_t)13 << 20), "1 MiB noted besides B and C");
+  CHECK(fabs(s.observed_seconds - 0.3) < 1e-9, "the noted seconds are the step's clock");
+  s = offload_step(1, 7);
+  CHECK(s.phase == MEMENTO_STEP_PLANNED, "the second step follows the plan");
+
+  CHECK(memento_step_begin() == 0, "step begin");
+  CHECK_FAILS(memento_note_seconds(-1.0), "seconds must be finite and >= 0");
+  CHECK_FAILS(memento_prefetch_due(NULL, 2), "ids is NULL with cap 2");
+  id = memento_tensor_register(bytes, SMALL, NULL);
+  CHECK_FAILS(memento_prefetch(id, bytes, NULL), "not offloaded");
+  CHECK(memento_wait_ready(id, NULL) == 0, "nothing to wait for");
+  CHECK(memento_offload(id, NULL) == 0, "offload");
+  CHECK_FAILS(memento_prefetch(id, NULL, NULL), "destination must not be NULL");
+  CHECK_FAILS(memento_wait_ready(id + 1000, NULL), "unknown tensor id");
+  CHECK(memento_step_end(NULL) == 0, "step end");
+  CHECK(memento_set_link_bandwidth(0.0, 0.0) == 0, "the backend's rates again");
+  free(bytes);
+}
+
 int main(void) {
   memento_step_stats s;
   const size_t ample = memento_get_budget();
@@ -261,6 +377,7 @@ int main(void) {
   CHECK(s.phase == MEMENTO_STEP_PLANNED && s.new_plan == 0 && s.recomputed > 0, "the plan stands");
 
   bad_input();
+  link_and_prefetch();
   memento_shutdown();
   CHECK_FAILS(memento_step_end(NULL), "no step is open"); /* a fresh instance */
   memento_shutdown();
