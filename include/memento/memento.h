@@ -138,10 +138,10 @@ int64_t memento_tensor_register(const void* ptr, size_t bytes, memento_stream_t 
 /* The `n_outputs` (at least 1) tensors `outputs` can be recomputed from the `n_inputs`
  * tensors `inputs` (NULL when none) by rerunning the region, which costs `seconds` (finite,
  * >= 0, measured by the caller). The cost is charged once per output a recompute restores.
- * The regions' seconds registered so far, with the seconds noted by memento_note_seconds, are
- * the step's clock. A tensor is the output of at
- * most one region and never its own input; tensors outside every region can only be kept or
- * offloaded. Every id must be registered in this step. 0 or -1 (nothing registered). */
+ * The regions' seconds registered so far, with those noted by memento_note_seconds, are the
+ * step's clock. A tensor is the output of at most one region and never its own input; tensors
+ * outside every region can only be kept or offloaded. Every id must be registered in this
+ * step. 0 or -1 (nothing registered). */
 int memento_region_register(const int64_t* outputs, size_t n_outputs, const int64_t* inputs,
                             size_t n_inputs, double seconds);
 
@@ -200,11 +200,12 @@ int memento_set_link_bandwidth(double d2h_bytes_per_s, double h2d_bytes_per_s);
  * step is open. */
 int memento_step_following(void);
 
-/* Writes to `ids` up to `cap` tensors of the open step whose copy back the plan starts now:
- * offloaded (memento_offload, not yet copied back) and planned to be copied back from the
- * step's current point (the last register, use or free) or earlier, in the plan's order. The
- * plan starts each copy as late as the link allows the tensor to be back for its next use
- * (memento_set_link_bandwidth); the caller copies each with memento_prefetch. A tensor is
+/* Writes to `ids` up to `cap` ids of the open step's tensors whose copy back is due: offloaded
+ * (memento_offload, not yet copied back) and planned to be copied back after the step's
+ * current point (its last register, use or free) or an earlier one, in the order of those
+ * points. The plan starts each copy back as late as the link (memento_set_link_bandwidth)
+ * allows the tensor to be present for its next use: after the last point before the one from
+ * which the plan counts it present. The caller copies each with memento_prefetch. A tensor is
  * named at most once per step. Returns how many it wrote: 0 when none is due, or when the
  * step does not follow a plan (memento_step_following). -1 when no step is open or `ids` is
  * NULL with `cap` > 0. */

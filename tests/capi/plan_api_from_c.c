@@ -337,6 +337,7 @@ static void link_and_prefetch(void) {
   CHECK(memento_offload(id, NULL) == 0, "offload");
   CHECK_FAILS(memento_prefetch(id, NULL, NULL), "destination must not be NULL");
   CHECK_FAILS(memento_wait_ready(id + 1000, NULL), "unknown tensor id");
+  CHECK(memento_synchronize(NULL) == 0, "synchronize"); /* the copy out has read `bytes` */
   CHECK(memento_step_end(NULL) == 0, "step end");
   CHECK(memento_set_link_bandwidth(0.0, 0.0) == 0, "the backend's rates again");
   free(bytes);

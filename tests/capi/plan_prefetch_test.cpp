@@ -282,10 +282,12 @@ TEST_F(PlanPrefetch, PrefetchWaitReadyAndUseRoundTripBitIdentical) {
 
 TEST_F(PlanPrefetch, PendingCopiesBackAtStepEndAndShutdownAreDropped) {
   // Prefetches nobody waits for, left at the step's end and at shutdown: the events go back
-  // to the spares (the next step reuses them) and the streams are drained.
+  // to the spares (the next step reuses them) and the streams are drained. The test's own
+  // storage outlives the instance: no stream of the test's waited for those copies.
+  std::vector<std::vector<unsigned char>> back;
+  back.reserve(24);
   for (int round = 0; round < 3; ++round) {
     ASSERT_EQ(memento_step_begin(), 0) << memento_last_error();
-    std::vector<std::vector<unsigned char>> back;
     for (int i = 0; i < 8; ++i) {
       auto [p, id] = tensor(64 * 1024, static_cast<unsigned char>(i));
       ASSERT_EQ(memento_offload(id, nullptr), 0) << memento_last_error();
@@ -293,13 +295,12 @@ TEST_F(PlanPrefetch, PendingCopiesBackAtStepEndAndShutdownAreDropped) {
       back.emplace_back(64 * 1024);
       ASSERT_EQ(memento_prefetch(id, back.back().data(), nullptr), 0) << memento_last_error();
     }
-    ASSERT_EQ(memento_synchronize(nullptr), 0) << memento_last_error();
     if (round == 2) {
       memento_shutdown();  // with the step open
       break;
     }
     ASSERT_EQ(memento_step_end(nullptr), 0) << memento_last_error();
-    ASSERT_EQ(memento_empty_cache(), 0) << memento_last_error();  // waits for the copies
+    ASSERT_EQ(memento_empty_cache(), 0) << memento_last_error();
   }
   EXPECT_EQ(memento_step_following(), -1);
   EXPECT_TRUE(contains(memento_last_error(), "no step is open")) << memento_last_error();
