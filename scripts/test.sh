@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds memento and runs every test. Usage: scripts/test.sh [default|asan|tsan]
-#   default  RelWithDebInfo with the cuda backend when the CUDA toolkit is present
+#   default  RelWithDebInfo with the cuda backend when the CUDA toolkit is present, and the
+#            Python package's tests (pytest, PyTorch 2.13 CPU in .venv)
 #   asan     AddressSanitizer + UndefinedBehaviorSanitizer (host and sim backends)
 #   tsan     ThreadSanitizer (host and sim backends)
 set -euo pipefail
@@ -11,6 +12,7 @@ case "$preset" in default | asan | tsan) ;; *)
   exit 2 ;;
 esac
 scripts/install-deps.sh
+[[ "$preset" != default ]] || scripts/python-env.sh  # torch and pytest for python/
 cmake --preset "$preset"
 cmake --build --preset "$preset"
 ctest --preset "$preset"

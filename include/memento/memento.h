@@ -119,6 +119,7 @@ typedef struct memento_step_stats {
   double observed_seconds;        /* the step planned from: regions' and noted seconds */
   double predicted_extra_seconds; /* recompute and copies the step cannot hide */
   double plan_cpu_seconds;        /* CPU time the planning took (0 without a new plan) */
+  double margin;                  /* the plan's margin below the budget (0.05 = 5%) */
 } memento_step_stats;
 
 /* Opens a step. -1 when one is already open. */
@@ -186,6 +187,14 @@ int memento_note_seconds(double seconds);
  * bytes less the live tensors; memory an observed step leaves beyond what it started with is
  * the last count less the first. Forgotten at memento_step_begin. -1 when no step is open. */
 int memento_note_other_bytes(size_t bytes);
+
+/* The open step's measured peak of the memory the budget covers, as the caller counts it
+ * (PyTorch: torch.cuda.max_memory_allocated over the step). When a step that followed the
+ * plan peaked above the budget, memento_step_end plans again from the step observed with a
+ * wider margin below the budget (the overshoot's share of the budget plus 2 points, at most
+ * 50%, at most 4 times per program), so that what the prediction missed is learnt; the
+ * margin starts again at 5% when another program is observed. -1 when no step is open. */
+int memento_note_peak(size_t bytes);
 
 /* The rates (bytes/s, both finite and > 0) the planner counts on for copies to the host and
  * back, instead of the backend's (unknown on the host and cuda backends, so that without

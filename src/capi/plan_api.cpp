@@ -125,6 +125,13 @@ int memento_note_other_bytes(size_t bytes) {
   });
 }
 
+int memento_note_peak(size_t bytes) {
+  return guarded("memento_note_peak", -1, [&] {
+    instance()->plan->note_peak(bytes);
+    return 0;
+  });
+}
+
 int memento_set_link_bandwidth(double d2h_bytes_per_s, double h2d_bytes_per_s) {
   return guarded("memento_set_link_bandwidth", -1, [&] {
     instance()->plan->set_link_bandwidth(d2h_bytes_per_s, h2d_bytes_per_s);

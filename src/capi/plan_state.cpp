@@ -29,6 +29,9 @@ constexpr double kLinkDerate = 1.5;
 constexpr int kOrdinalBits = 32;
 constexpr std::uint64_t kOrdinalMask = (std::uint64_t{1} << kOrdinalBits) - 1;
 constexpr std::uint64_t kStepMask = (std::uint64_t{1} << 31) - 1;
+// A planned step over its budget widens the margin, within these bounds.
+constexpr double kMaxMargin = 0.5;
+constexpr int kMaxMarginReplans = 4;
 
 }  // namespace
 
@@ -61,6 +64,7 @@ void PlanState::begin() {
   begin_other_ = static_cast<double>(allocator_.active_bytes());
   first_noted_other_.reset();
   noted_other_.reset();
+  noted_peak_.reset();
   // A new budget: plan again for it from the step already seen, before this one runs.
   if (plan_ && plan_->summary.budget_bytes != allocator_.budget()) {
     make_plan(plan_graph_);
@@ -90,8 +94,20 @@ void PlanState::end(memento_step_stats* out) {
         noted_other_ ? *noted_other_ - *first_noted_other_ : other_bytes() - begin_other_;
     if (left > 0)
       for (GraphPoint& p : graph_.points) p.other_bytes += left;
+    if (!graph_.same_program(plan_graph_)) {  // another program: what was learnt is its own
+      margin_ = PlanInputs{}.margin;
+      margin_replans_ = 0;
+    }
     make_plan(graph_);
     std::swap(plan_graph_, graph_);
+    new_plan_ = true;
+  } else if (const std::size_t budget = allocator_.budget();
+             noted_peak_ && *noted_peak_ > budget && margin_replans_ < kMaxMarginReplans) {
+    // The plan was carried out and the step still went over: plan with what it missed.
+    const double over = static_cast<double>(*noted_peak_ - budget) / static_cast<double>(budget);
+    margin_ = std::min(kMaxMargin, margin_ + over + 0.02);
+    ++margin_replans_;
+    make_plan(plan_graph_);
     new_plan_ = true;
   } else if (plan_->summary.budget_bytes != allocator_.budget()) {
     // The budget changed during the step: plan from the step observed (a planned step's
@@ -118,6 +134,7 @@ void PlanState::end(memento_step_stats* out) {
   out->observed_seconds = s.observed_seconds;
   out->predicted_extra_seconds = s.predicted_extra_seconds;
   out->plan_cpu_seconds = new_plan_ ? s.plan_cpu_seconds : 0;
+  out->margin = margin_;
 }
 
 std::int64_t PlanState::add_tensor(const void* ptr, std::size_t bytes) {
@@ -225,6 +242,12 @@ void PlanState::note_other_bytes(std::size_t bytes) {
   if (!first_noted_other_) first_noted_other_ = noted_other_;
 }
 
+void PlanState::note_peak(std::size_t bytes) {
+  std::lock_guard lock(mutex_);
+  expect_open();
+  noted_peak_ = bytes;
+}
+
 void PlanState::set_link_bandwidth(double d2h_bytes_per_s, double h2d_bytes_per_s) {
   for (const auto& [name, rate] : {std::pair{"d2h_bytes_per_s", d2h_bytes_per_s},
                                    std::pair{"h2d_bytes_per_s", h2d_bytes_per_s}})
@@ -308,6 +331,7 @@ void PlanState::make_plan(const StepGraph& graph) {
   const DeviceInfo& info = backend_.info();
   PlanInputs in;
   in.budget_bytes = static_cast<double>(allocator_.budget());
+  in.margin = margin_;
   in.d2h_bandwidth = (link_ ? link_->first : info.d2h_bandwidth) / kLinkDerate;
   in.h2d_bandwidth = (link_ ? link_->second : info.h2d_bandwidth) / kLinkDerate;
   in.host_bytes = static_cast<double>(host_pool_.stats().budget);

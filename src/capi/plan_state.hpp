@@ -41,6 +41,7 @@ class PlanState {
   void free(std::int64_t id);
   void note_seconds(double seconds);
   void note_other_bytes(std::size_t bytes);
+  void note_peak(std::size_t bytes);
   void set_link_bandwidth(double d2h_bytes_per_s, double h2d_bytes_per_s);
   [[nodiscard]] TensorDecision decision(std::int64_t id);
   [[nodiscard]] bool following();
@@ -96,7 +97,11 @@ class PlanState {
   double begin_other_ = 0;       ///< the allocator's other bytes at the step's begin
   /// The caller's other bytes (memento_note_other_bytes) in the open step: first and last.
   std::optional<double> first_noted_other_, noted_other_;
-  bool following_ = false;  ///< the open step still matches the plan's
+  bool following_ = false;                 ///< the open step still matches the plan's
+  std::optional<std::size_t> noted_peak_;  ///< memento_note_peak in the open step
+  /// The plan's margin below the budget, widened when a planned step peaked above it.
+  double margin_ = PlanInputs{}.margin;
+  int margin_replans_ = 0;  ///< widenings for the program planned
   bool new_plan_ = false;   ///< a plan was made for or at the end of the step
   StepGraph plan_graph_;    ///< the step the plan was made from
   std::unique_ptr<StepPlan> plan_;

@@ -298,6 +298,7 @@ static memento_step_stats offload_step(int expect_following, int due_at) {
   CHECK(memento_tensor_use(ia) == 0, "use of A");
   CHECK(memento_tensor_free(ia) == 0, "free A");
   CHECK(memento_prefetch_due(due, 4) == 0, "nothing due after");
+  CHECK(memento_note_peak(SMALL) == 0, "note peak"); /* within any budget: the plan stands */
   CHECK(memento_step_end(&stats) == 0, "step end");
   free(a);
   free(b);
@@ -312,6 +313,7 @@ static void link_and_prefetch(void) {
   unsigned char* bytes = (unsigned char*)malloc(SMALL);
   CHECK_FAILS(memento_note_seconds(1.0), "no step is open");
   CHECK_FAILS(memento_note_other_bytes(1), "no step is open");
+  CHECK_FAILS(memento_note_peak(1), "no step is open");
   CHECK_FAILS(memento_step_following(), "no step is open");
   CHECK_FAILS(memento_prefetch_due(due, 2), "no step is open");
   CHECK_FAILS(memento_set_link_bandwidth(-1.0, 1e9), "d2h_bytes_per_s must be finite");

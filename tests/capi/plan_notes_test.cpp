@@ -78,6 +78,65 @@ TEST_F(PlanNotes, StepFollowingSaysWhetherThePlanAnswers) {
   step(2 * kMiB, 1, 1);  // planned from the step that departed
 }
 
+/// A chain of `n` regions of 1 MiB each, in the test's own memory: made in order (each from
+/// the one before), then used again in reverse and freed, as a backward does; the measured
+/// peak noted when `peak` > 0.
+memento_step_stats chain(int n, std::size_t peak) {
+  memento_step_stats s{};
+  EXPECT_EQ(memento_step_begin(), 0) << memento_last_error();
+  std::vector<std::vector<unsigned char>> storage(n, std::vector<unsigned char>(kMiB));
+  std::vector<std::int64_t> ids;
+  for (int i = 0; i < n; ++i) {
+    ids.push_back(memento_tensor_register(storage[i].data(), kMiB, nullptr));
+    if (i > 0) {
+      EXPECT_EQ(memento_region_register(&ids[i], 1, &ids[i - 1], 1, 1e-3), 0)
+          << memento_last_error();
+    } else {
+      EXPECT_EQ(memento_region_register(&ids[0], 1, nullptr, 0, 1e-3), 0) << memento_last_error();
+    }
+    EXPECT_EQ(memento_tensor_use(ids[i]), 0) << memento_last_error();
+  }
+  for (int i = n - 1; i >= 0; --i) {
+    EXPECT_EQ(memento_note_seconds(2e-3), 0) << memento_last_error();
+    EXPECT_EQ(memento_tensor_use(ids[i]), 0) << memento_last_error();
+    EXPECT_EQ(memento_tensor_free(ids[i]), 0) << memento_last_error();
+  }
+  if (peak > 0) {
+    EXPECT_EQ(memento_note_peak(peak), 0) << memento_last_error();
+  }
+  EXPECT_EQ(memento_step_end(&s), 0) << memento_last_error();
+  return s;
+}
+
+TEST_F(PlanNotes, APlannedStepOverItsBudgetWidensTheMargin) {
+  const std::size_t budget = 5 * kMiB;
+  ASSERT_EQ(memento_set_budget(budget), 0) << memento_last_error();
+  memento_step_stats s = chain(8, 0);
+  EXPECT_EQ(s.phase, MEMENTO_STEP_OBSERVED);
+  EXPECT_DOUBLE_EQ(s.margin, 0.05);
+  const std::size_t first_prediction = s.predicted_peak;
+  EXPECT_LE(first_prediction, budget * 95 / 100);
+  // Carried out, the plan peaked 20% over (what the caller's memory model missed): planned
+  // again with the overshoot's share and 2 points more below the budget.
+  s = chain(8, budget * 6 / 5);
+  EXPECT_EQ(s.phase, MEMENTO_STEP_PLANNED);
+  EXPECT_EQ(s.new_plan, 1);
+  EXPECT_NEAR(s.margin, 0.05 + 0.20 + 0.02, 1e-9);
+  EXPECT_LE(s.predicted_peak, static_cast<std::size_t>(budget * (1 - s.margin)));
+  EXPECT_LT(s.predicted_peak, first_prediction);
+  // Within the budget: the plan stands.
+  s = chain(8, budget - 1);
+  EXPECT_EQ(s.new_plan, 0);
+  EXPECT_NEAR(s.margin, 0.27, 1e-9);
+  // Another program starts from the default margin.
+  s = chain(6, 0);
+  EXPECT_EQ(s.phase, MEMENTO_STEP_OBSERVED);
+  EXPECT_DOUBLE_EQ(s.margin, 0.05);
+  EXPECT_EQ(memento_note_peak(kMiB), -1);
+  EXPECT_TRUE(contains(memento_last_error(), "memento_note_peak: no step is open"))
+      << memento_last_error();
+}
+
 TEST_F(PlanNotes, BadValuesAreNamedWithWhatIsAccepted) {
   EXPECT_EQ(memento_note_seconds(1.0), -1);
   EXPECT_TRUE(contains(memento_last_error(), "memento_note_seconds: no step is open"))
