@@ -45,6 +45,11 @@ def is_weight_cast(t: torch.Tensor) -> bool:
     )
 
 
+def _id(entry: Entry) -> int:
+    assert entry.id is not None, "memento.torch: an entry of the open step has an id"
+    return entry.id
+
+
 class Step:
     def __init__(self, runtime: Runtime, auto: bool) -> None:
         self.runtime = runtime
@@ -154,7 +159,7 @@ class Step:
 
     def register(self, t: torch.Tensor) -> Entry:
         entry = Entry(self, t, None)
-        storage = entry.storage
+        storage = t.untyped_storage()
         entry.id = self.lib.call(
             "memento_tensor_register", storage.data_ptr(), entry.nbytes, self.stream()
         )
@@ -337,8 +342,8 @@ class Step:
             region.release()
             self.lib.call("memento_note_seconds", region.seconds)
             return
-        outputs = (ctypes.c_int64 * len(region.outputs))(*[e.id for e in region.outputs])
-        ids = list(dict.fromkeys(e.id for e in region.input_entries))
+        outputs = (ctypes.c_int64 * len(region.outputs))(*[_id(e) for e in region.outputs])
+        ids = list(dict.fromkeys(_id(e) for e in region.input_entries))
         inputs = (ctypes.c_int64 * len(ids))(*ids)
         self.lib.call("memento_region_register", outputs, len(region.outputs), inputs, len(ids),
                       region.seconds)  # fmt: skip
