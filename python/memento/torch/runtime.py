@@ -205,8 +205,13 @@ class Runtime:
     def parameter_storages(self) -> set[int]:
         if self._model is None:
             return set()
-        tensors = list(self._model.parameters()) + list(self._model.buffers())
-        return {t.untyped_storage().data_ptr() for t in tensors}
+        out = set()
+        for t in list(self._model.parameters()) + list(self._model.buffers()):
+            try:
+                out.add(t.untyped_storage().data_ptr())
+            except RuntimeError:  # a sharded parameter (FSDP2's DTensor) has no local storage
+                continue
+        return out
 
     # ---- steps ---------------------------------------------------------------------------
     @contextmanager

@@ -146,6 +146,9 @@ class Step:
     def trackable(self, t: torch.Tensor) -> bool:
         if t.device != self.device or t.layout != torch.strided or t.is_sparse:
             return False
+        base = t._base if t._is_view() and t._base is not None else t
+        if isinstance(base, torch.nn.Parameter):  # FSDP2's unsharded parameters among them
+            return False
         storage = t.untyped_storage()
         if storage.nbytes() < self.runtime.min_bytes or storage.data_ptr() in self.params:
             return False
