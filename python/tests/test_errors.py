@@ -138,3 +138,11 @@ def test_double_backward_is_refused():
             torch.autograd.grad(loss, list(net.parameters()), create_graph=True)
     train(net, 1, rt.step)  # still usable afterwards
     rt.detach()
+
+
+def test_a_missing_library_and_a_missing_device_are_named():
+    out = _run("import memento.torch as mt; mt.Runtime(link_bandwidth=0.0)", MEMENTO_LIBRARY="/nowhere/libmemento.so")
+    assert out.returncode != 0 and "MEMENTO_LIBRARY='/nowhere/libmemento.so' is not a file" in out.stderr
+    if not torch.cuda.is_available():
+        with pytest.raises(memento.MementoError, match="PyTorch sees no CUDA device"):
+            mt.Runtime(device="cuda", link_bandwidth=0.0)

@@ -90,6 +90,11 @@ class Runtime:
         verbose: bool = False,
     ) -> None:
         self.device = torch.device(device) if device is not None else _default_device()
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise MementoError(
+                f"memento.torch: device {self.device} asked for, but PyTorch sees no CUDA device "
+                f"(torch {torch.__version__}, CUDA {torch.version.cuda}); use device='cpu'"
+            )
         if self.device.type == "cuda" and self.device.index is None:
             self.device = torch.device("cuda", torch.cuda.current_device())
         if self.device.type not in ("cpu", "cuda"):
