@@ -27,6 +27,7 @@ def test_compare_writes_the_fields_memento_compare_writes(tmp_path: Path, capsys
     none = runs[0]
     assert none["peak_bytes"] > 0 and none["slowdown"] == 1.0
     assert runs[2]["peak_bytes"] < none["peak_bytes"]  # checkpointing saves memory
+    assert next(r for r in runs if r["strategy"] == "memento@60%")["fits"]
     for r in runs:
         if r["fits"]:
             assert r["loss"] == none["loss"], r  # every strategy trains the same bits

@@ -45,11 +45,11 @@ def test_offload_and_copy_back_are_stream_ordered() -> None:
     net = make_net().cuda()
     # what the model holds, plus 60% of what the plain step added on top
     budget = base + int(0.6 * (peak - base))
-    rt = mt.Runtime(budget=budget, min_bytes=0).attach(net)
+    rt = mt.Runtime(budget=budget, min_bytes=0, link_bandwidth=1e12).attach(net)  # offload
     ours = _delayed(net, 3, rt.step)
     for a, b in zip(plain, ours):
         for x, y in zip(a, b):
             assert torch.equal(x, y)
     assert rt.last is not None and rt.last.phase == "planned"
-    assert rt.last.offloaded + rt.last.recomputes > 0, str(rt.last)
+    assert rt.last.offloaded > 0, str(rt.last)
     rt.detach()

@@ -15,20 +15,8 @@ def measure_link(device: torch.device, nbytes: int = _PROBE_BYTES, repeats: int 
     between the device and pinned host memory (on the CPU: between two host buffers, what
     memento's host backend does)."""
     if device.type == "cuda":
-        src = torch.empty(nbytes, dtype=torch.uint8, device=device)
-        host = torch.empty(nbytes, dtype=torch.uint8, pin_memory=True)
-        best_out = best_back = float("inf")
-        for _ in range(repeats):
-            begin, mid, end = (torch.cuda.Event(enable_timing=True) for _ in range(3))
-            begin.record()
-            host.copy_(src, non_blocking=True)
-            mid.record()
-            src.copy_(host, non_blocking=True)
-            end.record()
-            end.synchronize()
-            best_out = min(best_out, begin.elapsed_time(mid) / 1e3)
-            best_back = min(best_back, mid.elapsed_time(end) / 1e3)
-        return nbytes / best_out, nbytes / best_back
+        with torch.cuda.device(device):  # the events time the device's own stream
+            return _measure_cuda(device, nbytes, repeats)
     a = torch.empty(nbytes, dtype=torch.uint8)
     b = torch.empty(nbytes, dtype=torch.uint8)
     a.fill_(1)
@@ -38,3 +26,21 @@ def measure_link(device: torch.device, nbytes: int = _PROBE_BYTES, repeats: int 
         b.copy_(a)
         best = min(best, time.perf_counter() - start)
     return nbytes / best, nbytes / best
+
+
+def _measure_cuda(device: torch.device, nbytes: int, repeats: int) -> tuple[float, float]:
+    src = torch.empty(nbytes, dtype=torch.uint8, device=device)
+    host = torch.empty(nbytes, dtype=torch.uint8, pin_memory=True)
+    stream = torch.cuda.current_stream(device)
+    best_out = best_back = float("inf")
+    for _ in range(repeats):
+        begin, mid, end = (torch.cuda.Event(enable_timing=True) for _ in range(3))
+        begin.record(stream)
+        host.copy_(src, non_blocking=True)
+        mid.record(stream)
+        src.copy_(host, non_blocking=True)
+        end.record(stream)
+        end.synchronize()
+        best_out = min(best_out, begin.elapsed_time(mid) / 1e3)
+        best_back = min(best_back, mid.elapsed_time(end) / 1e3)
+    return nbytes / best_out, nbytes / best_back

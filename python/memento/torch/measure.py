@@ -44,19 +44,18 @@ class LiveBytes(TorchDispatchMode):
 
 
 class PeakMeter:
-    """with PeakMeter(device) as m: ... ; m.peak is the step's peak bytes above its start."""
+    """with PeakMeter(device) as m: ... ; m.peak is the step's peak bytes: on cuda of all
+    allocated memory (what a budget there covers), on the CPU of the storages the step made."""
 
     def __init__(self, device: torch.device, cpu_tracking: bool = True) -> None:
         self.device = device
         self.peak = 0
         self._mode: Optional[LiveBytes] = LiveBytes() if device.type == "cpu" and cpu_tracking else None
-        self._base = 0
 
     def __enter__(self) -> "PeakMeter":
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
-            self._base = torch.cuda.memory_allocated(self.device)
         elif self._mode is not None:
             self._mode.__enter__()
         return self
@@ -64,7 +63,8 @@ class PeakMeter:
     def __exit__(self, *exc: Any) -> None:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
-            self.peak = torch.cuda.max_memory_allocated(self.device) - self._base
+            # Absolute, as memento's budget is: the parameters and gradients included.
+            self.peak = torch.cuda.max_memory_allocated(self.device)
         elif self._mode is not None:
             self._mode.__exit__(*exc)
             self.peak = self._mode.peak

@@ -28,6 +28,15 @@ def autocast_state(device_type: str) -> tuple[bool, torch.dtype]:
     return torch.is_autocast_cpu_enabled(), torch.get_autocast_cpu_dtype()
 
 
+def _check_leaf_version(leaf: torch.Tensor, saved: int, region: str) -> None:
+    if leaf._version != saved:
+        raise UnsupportedError(
+            f"memento.torch: an input of region {region} was modified by an in-place operation "
+            f"after the region ran (version {leaf._version}, at the region {saved}); rerunning "
+            "it would give other values. Make the in-place operation out of place."
+        )
+
+
 def _never_unpacked(_: None) -> torch.Tensor:
     raise AssertionError("memento.torch: a region's rerun is not backpropagated")
 
@@ -45,9 +54,11 @@ class Region:
         self.leaves: Optional[list[Any]] = []
         self.requires_grad: list[bool] = []
         self.input_entries: list[Entry] = []
+        self.versions: list[int] = []  # each leaf's version at the region's entry (-1: none)
         for leaf in leaves:
             self.requires_grad.append(isinstance(leaf, torch.Tensor) and leaf.requires_grad)
             entry = step.input_entry(leaf) if isinstance(leaf, torch.Tensor) else None
+            self.versions.append(leaf._version if isinstance(leaf, torch.Tensor) else -1)
             if entry is None:
                 self.leaves.append(leaf)
             else:
@@ -71,7 +82,7 @@ class Region:
 
     def output_released(self) -> None:
         self.live_outputs -= 1
-        if self.live_outputs == 0:
+        if self.live_outputs == 0 and self.step.region is not self:  # not while it runs
             self.release()
 
     def release(self) -> None:
@@ -92,10 +103,13 @@ class Region:
         start = time.perf_counter()
         step = self.step
         leaves = []
-        for leaf, grad in zip(self.leaves, self.requires_grad):
+        for leaf, grad, version in zip(self.leaves, self.requires_grad, self.versions):
             if isinstance(leaf, Saved):
                 step.materialize(leaf.entry)
+                leaf.entry.check_version(leaf.version, f"rerunning region {self.name} needs it")
                 leaf = leaf.view().detach().requires_grad_(grad)
+            elif isinstance(leaf, torch.Tensor):
+                _check_leaf_version(leaf, version, self.name)
             leaves.append(leaf)
         args, kwargs = tree_unflatten(leaves, self.spec)
         collected: list[torch.Tensor] = []

@@ -43,7 +43,9 @@ def _check_memento_device(device: torch.device) -> None:
         os.environ["MEMENTO_DEVICE"] = wanted
         return
     kind = configured.split(":", 1)[0]
-    if (device.type == "cpu" and kind != "host") or (device.type == "cuda" and kind != "cuda"):
+    index = configured.split(":", 1)[1] if ":" in configured else "0"
+    other_gpu = device.type == "cuda" and kind == "cuda" and index != str(device.index or 0)
+    if (device.type == "cpu" and kind != "host") or (device.type == "cuda" and kind != "cuda") or other_gpu:
         raise MementoError(
             f"MEMENTO_DEVICE={configured!r} does not hold {device} tensors: memento.torch needs "
             f"the backend of the model's device ({wanted}; host for CPU tensors, cuda[:N] for "
@@ -228,7 +230,7 @@ class Runtime:
         if self._step is not None:
             raise MementoError("memento.torch: a step is already open (steps do not nest)")
         oom_before = allocator.out_of_memory_count()
-        step = self._step = Step(self, auto=False)
+        step = self._step = self._begin(auto=False)
         try:
             yield self
         except BaseException as error:
@@ -239,6 +241,18 @@ class Runtime:
             raise
         self.end_step(step)
         self.raise_pending()
+
+    def _begin(self, auto: bool) -> Step:
+        try:
+            return Step(self, auto)
+        except MementoError as error:
+            if "already open" in str(error):
+                raise MementoError(
+                    "memento.torch: libmemento has a step open already: another Runtime in this "
+                    "process is inside a step (libmemento is process-wide: one step at a time), "
+                    f"or a forward outside rt.step() left one open ({error})"
+                ) from error
+            raise
 
     def end_step(self, step: Step) -> None:
         if self._step is step:
@@ -268,7 +282,7 @@ class Runtime:
     def _abandon(self, step: Step) -> None:
         self._step = None
         try:
-            step.end()
+            step.end(keep=False)
         except Exception:  # the step's own error is the one to report
             pass
 
@@ -297,22 +311,25 @@ class Runtime:
     def _forward_begin(self, module: nn.Module, args: Any) -> None:
         if self._recomputing:
             return
-        self._depth += 1
-        if self._depth > 1:
+        if self._depth > 0:
+            self._depth += 1
             return
         self.raise_pending()
         if self.device.type == "cuda" and torch.cuda.is_current_stream_capturing():
             raise UnsupportedError("memento.torch does not run inside CUDA graph capture: its copies and recomputes are decided at run time")
         if torch.is_grad_enabled() and self._step is None:
-            self._step = Step(self, auto=True)
+            self._step = self._begin(auto=True)
         ctx = torch.autograd.graph.saved_tensors_hooks(self._pack, self._unpack)
         ctx.__enter__()
         self._contexts.append(ctx)
+        self._depth = 1  # only once nothing above can raise: _forward_end pops what this pushed
         self.in_forward = True
 
     def _forward_end(self, module: nn.Module, args: Any, output: Any) -> None:
         if self._recomputing:
             return
+        if self._depth == 0:
+            return  # _forward_begin raised before it pushed anything
         self._depth -= 1
         if self._depth > 0:
             return

@@ -140,17 +140,23 @@ class Step:
 
         entry.storage = storage
         entry.storage_ref = weakref.ref(storage, died)
+        entry.watched.append(entry.storage_ref)  # every storage it had, until each dies
         self.alive_bytes += nbytes
         self.peak_bytes = max(self.peak_bytes, self.alive_bytes)
 
     def trackable(self, t: torch.Tensor) -> bool:
         if t.device != self.device or t.layout != torch.strided or t.is_sparse:
             return False
+        # A storage view cannot carry conjugate or negative bits, nor a subclass's type.
+        if type(t) is not torch.Tensor or t.is_conj() or t.is_neg():
+            return False
         base = t._base if t._is_view() and t._base is not None else t
         if isinstance(base, torch.nn.Parameter):  # FSDP2's unsharded parameters among them
             return False
         storage = t.untyped_storage()
-        if storage.nbytes() < self.runtime.min_bytes or storage.data_ptr() in self.params:
+        if storage.nbytes() == 0 or storage.nbytes() < self.runtime.min_bytes:
+            return False
+        if storage.data_ptr() in self.params:
             return False
         return not is_weight_cast(t)
 
@@ -350,6 +356,9 @@ class Step:
         inputs = (ctypes.c_int64 * len(ids))(*ids)
         self.lib.call("memento_region_register", outputs, len(region.outputs), inputs, len(ids),
                       region.seconds)  # fmt: skip
+        if region.live_outputs == 0:  # every output died inside the region's own forward
+            region.release()
+            return
         if self.observing():  # the safe plan while memento watches: checkpoint the region
             for entry in region.outputs:
                 if entry.state == RESIDENT:
@@ -360,6 +369,10 @@ class Step:
         """No handle and no region holds the entry any more."""
         if entry.state == RELEASED:
             return
+        if entry.state == PREFETCHING and entry.id is not None and self.open:
+            # Its copy back still writes the storage: the allocator must not hand it out first.
+            self.lib.call("memento_wait_ready", entry.id, self.stream())
+            self.sync_host()
         if entry.id is not None and self.open:
             self.lib.call("memento_tensor_free", entry.id)
         entry.state = RELEASED
@@ -371,22 +384,36 @@ class Step:
         if self.auto and self.open and not self.live and not self.runtime.in_forward:
             self.runtime.end_step(self)
 
-    def end(self) -> StepStats:
+    def end(self, keep: bool = True) -> StepStats:
         """Closes the step: entries still held (a retained graph) are brought back first, so
-        that nothing is lost, and then outlive the step untracked."""
+        that nothing is lost, and then outlive the step untracked. `keep=False` (an abandoned
+        step, whose graph is being dropped) brings nothing back. The step is closed with
+        libmemento whatever fails on the way."""
         self.retained = len(self.live)
-        for entry in list(self.live):
-            if entry.state != RESIDENT:
-                self.materialize(entry)
-        if self.memory is not None:
-            self.memory.__exit__(None, None, None)
-        peak = self.measured_peak()
-        self.lib.call("memento_note_peak", peak)
         stats = StepStatsC()
-        self.open = False
-        self.lib.call("memento_step_end", ctypes.byref(stats))
-        for entry in self.live:
-            entry.id = None
+        try:
+            if keep:
+                for entry in list(self.live):
+                    if entry.state != RESIDENT:
+                        self.materialize(entry)
+            for entry in self.live:  # copies back in flight end before the step
+                if entry.state == PREFETCHING:
+                    self.lib.call("memento_wait_ready", entry.id, self.stream())
+                    self.sync_host()
+                    entry.state = RESIDENT
+        finally:
+            if self.memory is not None:
+                self.memory.__exit__(None, None, None)
+            peak = self.measured_peak()
+            self.open = False
+            try:
+                self.lib.call("memento_note_peak", peak)
+            finally:
+                self.lib.call("memento_step_end", ctypes.byref(stats))
+                for entry in self.live:
+                    entry.id = None
+                    if entry.state != RESIDENT:  # abandoned: nothing can bring it back
+                        entry.state = RELEASED
         seconds = time.perf_counter() - self.start
         return StepStats(
             step=self.index,
