@@ -168,6 +168,16 @@ int memento_plan_action(int64_t id, int* action, uint32_t* after_use);
  * or the pinned host pool (MEMENTO_HOST_BUDGET) is exhausted: the caller keeps the tensor. */
 int memento_offload(int64_t id, memento_stream_t stream);
 
+/* memento_offload for a caller that keeps the tensor's storage allocated and unchanged until
+ * the copy out has read it (memento_offload_done): neither `stream` waits for the copy nor is
+ * a block marked, so the copy overlaps the caller's work. Same errors. */
+int memento_offload_async(int64_t id, memento_stream_t stream);
+
+/* 1 when the copy out of an offloaded tensor has completed (its storage may go), 0 while it
+ * runs; with `block` nonzero it first waits for it. -1 when the id is unknown or the tensor is
+ * not offloaded (ask before copying it back: a copy back ends the offload). */
+int memento_offload_done(int64_t id, int block);
+
 /* Copies an offloaded tensor back into `dst` (its bytes' worth, device memory, e.g. from
  * memento_malloc) on memento's copy stream, after the copy out and the work queued so far
  * on `stream`; later work on `stream` waits for it. `dst` becomes the tensor's pointer and

@@ -84,6 +84,8 @@ _SIGNATURES: dict[str, tuple[Any, list[Any], Any]] = {
     "memento_plan_action": (
         _int, [_i64, ctypes.POINTER(_int), ctypes.POINTER(ctypes.c_uint32)], -1),
     "memento_offload": (_int, [_i64, c_stream], -1),
+    "memento_offload_async": (_int, [_i64, c_stream], -1),
+    "memento_offload_done": (_int, [_i64, _int], -1),
     "memento_copy_back": (_int, [_i64, _ptr, c_stream], -1),
     "memento_prefetch": (_int, [_i64, _ptr, c_stream], -1),
     "memento_prefetch_due": (_int, [ctypes.POINTER(_i64), _size], -1),

@@ -173,3 +173,17 @@ def test_backward_on_another_thread(reference):
     assert losses == reference[0]
     assert rt.last.phase == "planned" and rt.last.offloaded > 0
     rt.detach()
+
+
+def test_asynchronous_offloads_give_the_same_bits(reference):
+    """Copies out overlapping the compute (cuda's default), on the CPU's copy thread: memento
+    keeps each storage until its copy has read it."""
+    net = make_net()
+    rt = mt.Runtime(budget=unlimited_peak() * 2 // 5, min_bytes=0, link_bandwidth=FAST_LINK, async_offload=True)
+    rt.attach(net)
+    losses, grads = train(net, 4, rt.step)
+    assert losses == reference[0]
+    for g, r in zip(grads, reference[1]):
+        assert torch.equal(g, r)
+    assert rt.last.offloaded > 0
+    rt.detach()

@@ -98,9 +98,22 @@ int memento_plan_action(int64_t id, int* action, uint32_t* after_use) {
 int memento_offload(int64_t id, memento_stream_t stream) {
   return guarded("memento_offload", -1, [&] {
     auto inst = instance();
-    inst->plan->offload(id, inst->backend->stream_from_native(stream));
+    inst->plan->offload(id, inst->backend->stream_from_native(stream), false);
     return 0;
   });
+}
+
+int memento_offload_async(int64_t id, memento_stream_t stream) {
+  return guarded("memento_offload_async", -1, [&] {
+    auto inst = instance();
+    inst->plan->offload(id, inst->backend->stream_from_native(stream), true);
+    return 0;
+  });
+}
+
+int memento_offload_done(int64_t id, int block) {
+  return guarded("memento_offload_done", -1,
+                 [&] { return instance()->plan->offload_done(id, block != 0) ? 1 : 0; });
 }
 
 int memento_copy_back(int64_t id, void* dst, memento_stream_t stream) {

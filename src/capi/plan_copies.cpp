@@ -13,7 +13,7 @@
 
 namespace memento::capi {
 
-void PlanState::offload(std::int64_t id, Stream caller) {
+void PlanState::offload(std::int64_t id, Stream caller, bool caller_keeps_storage) {
   std::lock_guard lock(mutex_);
   const std::size_t o = live_ordinal(id);
   Tensor& t = tensors_[o];
@@ -47,8 +47,21 @@ void PlanState::offload(std::int64_t id, Stream caller) {
   t.host = host;
   t.copied_out = done;
   // The storage may be freed at once when the allocator knows the copy still reads it;
-  // otherwise the caller's later work waits for the copy.
+  // otherwise the caller's later work waits for the copy, unless the caller keeps it.
+  if (caller_keeps_storage) return;
   if (!record_use(t.ptr, *d2h_)) backend_.wait(caller, t.copied_out);
+}
+
+bool PlanState::offload_done(std::int64_t id, bool block) {
+  std::lock_guard lock(mutex_);
+  const std::size_t o = live_ordinal(id);
+  const Tensor& t = tensors_[o];
+  MEMENTO_EXPECTS(t.host != nullptr,
+                  fmt::format("tensor id {} is not offloaded (memento_offload first; a copy back "
+                              "ends the offload)",
+                              id));
+  if (block) backend_.synchronize(t.copied_out);
+  return backend_.query(t.copied_out);
 }
 
 void PlanState::copy_back(std::int64_t id, void* dst, Stream caller) {

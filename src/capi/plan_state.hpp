@@ -47,7 +47,8 @@ class PlanState {
   [[nodiscard]] bool following();
 
   // Copies to and from the host (plan_copies.cpp).
-  void offload(std::int64_t id, Stream caller);
+  void offload(std::int64_t id, Stream caller, bool caller_keeps_storage);
+  [[nodiscard]] bool offload_done(std::int64_t id, bool block);
   void copy_back(std::int64_t id, void* dst, Stream caller);
   void prefetch(std::int64_t id, void* dst, Stream caller);
   void wait_ready(std::int64_t id, Stream caller);

@@ -314,6 +314,8 @@ static void link_and_prefetch(void) {
   CHECK_FAILS(memento_note_seconds(1.0), "no step is open");
   CHECK_FAILS(memento_note_other_bytes(1), "no step is open");
   CHECK_FAILS(memento_note_peak(1), "no step is open");
+  CHECK_FAILS(memento_offload_async(0, NULL), "no step is open");
+  CHECK_FAILS(memento_offload_done(0, 1), "no step is open");
   CHECK_FAILS(memento_step_following(), "no step is open");
   CHECK_FAILS(memento_prefetch_due(due, 2), "no step is open");
   CHECK_FAILS(memento_set_link_bandwidth(-1.0, 1e9), "d2h_bytes_per_s must be finite");

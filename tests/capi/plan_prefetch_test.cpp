@@ -4,6 +4,7 @@
 // plan's order; memento_prefetch + memento_wait_ready bring the bytes back unchanged.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <thread>
@@ -277,6 +278,32 @@ TEST_F(PlanPrefetch, PrefetchWaitReadyAndUseRoundTripBitIdentical) {
   EXPECT_EQ(mine, expected);
   EXPECT_EQ(memento_tensor_free(id), 0) << memento_last_error();
   EXPECT_EQ(memento_wait_ready(id, nullptr), 0) << "freed: nothing pending";
+  EXPECT_EQ(memento_step_end(nullptr), 0) << memento_last_error();
+}
+
+TEST_F(PlanPrefetch, AnAsyncOffloadIsDoneOnceItsCopyHasReadTheStorage) {
+  // The caller's own storage, kept until memento_offload_done says so; nothing waits for the
+  // copy on the caller's stream.
+  ASSERT_EQ(memento_step_begin(), 0) << memento_last_error();
+  const std::vector<unsigned char> expected = pattern(kSmall, 5);
+  std::vector<unsigned char> mine = expected;
+  const std::int64_t id = memento_tensor_register(mine.data(), kSmall, nullptr);
+  ASSERT_GE(id, 0) << memento_last_error();
+  EXPECT_EQ(memento_offload_done(id, 0), -1);
+  EXPECT_TRUE(contains(memento_last_error(), "is not offloaded")) << memento_last_error();
+  ASSERT_EQ(memento_offload_async(id, nullptr), 0) << memento_last_error();
+  const int now = memento_offload_done(id, 0);
+  EXPECT_TRUE(now == 0 || now == 1) << memento_last_error();
+  ASSERT_EQ(memento_offload_done(id, 1), 1) << memento_last_error();
+  std::fill(mine.begin(), mine.end(), 0);  // the storage may go: the copy has read it
+  std::vector<unsigned char> back(kSmall, 0x11);
+  ASSERT_EQ(memento_copy_back(id, back.data(), nullptr), 0) << memento_last_error();
+  ASSERT_EQ(memento_synchronize(nullptr), 0) << memento_last_error();
+  EXPECT_EQ(back, expected);
+  EXPECT_EQ(memento_offload_done(id, 1), -1) << "a copy back ends the offload";
+  EXPECT_EQ(memento_offload_done(id + 1, 0), -1);
+  EXPECT_TRUE(contains(memento_last_error(), "unknown tensor id")) << memento_last_error();
+  EXPECT_EQ(memento_tensor_free(id), 0) << memento_last_error();
   EXPECT_EQ(memento_step_end(nullptr), 0) << memento_last_error();
 }
 

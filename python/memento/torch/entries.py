@@ -27,6 +27,7 @@ class Entry:
     __slots__ = (
         "step", "id", "nbytes", "device", "storage", "storage_ref", "alias", "version",
         "state", "region", "pack_index", "uses", "action", "after_use", "refs", "name", "watched",
+        "pending",
     )  # fmt: skip
 
     def __init__(self, step: Step, tensor: torch.Tensor, region: Optional[Region]) -> None:
@@ -36,6 +37,7 @@ class Entry:
         self.device = tensor.device
         self.storage_ref = weakref.ref(self.storage)
         self.watched: list[weakref.ref[Any]] = []  # the alive-bytes callbacks (Step.watch)
+        self.pending: Optional[Any] = None  # the storage an async copy out still reads
         # A detached alias shares the tensor's version counter (in-place changes) while the
         # entry is resident; `version` is the highest version any pack saw.
         self.alias: Optional[torch.Tensor] = tensor.detach()

@@ -79,6 +79,9 @@ class Runtime:
         "saved" (the tracked saved activations alive) or "all" (every storage a step made,
         followed by a dispatch mode: slower; only in `with rt.step()` steps). On cuda the
         budget is always peak allocated memory.
+    async_offload: copies out overlap the compute, memento holding each storage until its
+        copy has read it (default on cuda). Off (the CPU's default), the copy completes before
+        the step goes on, so the memory comes back exactly where the plan expects it.
     """
 
     def __init__(
@@ -89,6 +92,7 @@ class Runtime:
         link_bandwidth: Union[str, float] = "measure",
         device: Union[str, torch.device, None] = None,
         cpu_memory: str = "saved",
+        async_offload: Optional[bool] = None,
         verbose: bool = False,
     ) -> None:
         self.device = torch.device(device) if device is not None else _default_device()
@@ -104,6 +108,7 @@ class Runtime:
         if cpu_memory not in ("saved", "all"):
             raise ValueError(f"cpu_memory: {cpu_memory!r}; accepted: 'saved', 'all'")
         self.cpu_memory = cpu_memory
+        self.async_offload = self.device.type == "cuda" if async_offload is None else async_offload
         if min_bytes < 0:
             raise ValueError(f"min_bytes must be >= 0, got {min_bytes}")
         _check_memento_device(self.device)

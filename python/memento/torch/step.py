@@ -74,6 +74,7 @@ class Step:
         self.recomputes = 0
         self.recompute_seconds = self.stall_seconds = 0.0
         self.retained = 0  # entries still saved at the step's end (a retained graph)
+        self.pending: list[Entry] = []  # offloaded entries whose copy out may still run
         self._ids = (ctypes.c_int64 * _PREFETCH_BATCH)()
         # On the CPU, every storage the step makes, followed (Runtime(cpu_memory="all")).
         self.memory: Optional[LiveBytes] = None
@@ -193,6 +194,7 @@ class Step:
             region.packs += 1
         if not self.open or not self.trackable(t):
             return t
+        self.settle()
         self.note_time()
         entry = self.lookup(t)
         if entry is None:
@@ -216,6 +218,7 @@ class Step:
         entry = saved.entry
         if entry.id is None or not self.open:  # kept past its step: resident
             return saved.view()
+        self.settle()
         self.note_time()
         self.materialize(entry)
         entry.check_version(saved.version, "autograd needs the value it saved")
@@ -247,12 +250,20 @@ class Step:
     def evict(self, entry: Entry, action: int) -> None:
         entry.check_version(entry.version, "memento cannot offload or recompute it")
         if action == OFFLOAD:
+            # Under memento's allocator the copy holds the block; otherwise memento keeps the
+            # storage until the copy has read it (settle), so the copy overlaps the compute.
+            asynchronous = self.runtime.async_offload and not self.runtime.memento_allocator
             try:
-                self.lib.call("memento_offload", entry.id, self.stream())
+                call = "memento_offload_async" if asynchronous else "memento_offload"
+                self.lib.call(call, entry.id, self.stream())
             except MementoError as error:  # the pinned pool is full: the tensor stays
                 self.runtime.warn_once("offload", f"memento.torch: keeping a tensor: {error}")
                 return
-            self.sync_host()
+            if asynchronous:
+                entry.pending = entry.storage
+                self.pending.append(entry)
+            else:
+                self.sync_host()
             entry.state = OFFLOADED
             self.offloaded += 1
             self.offloaded_bytes += entry.nbytes
@@ -264,6 +275,27 @@ class Step:
         else:
             raise MementoError(f"memento.torch: unknown plan action {action}")
         entry.storage = entry.alias = None  # the memory comes back once the program drops its own
+
+    def settle(self) -> None:
+        """Lets go of the storages whose copies out have completed."""
+        if not self.pending:
+            return
+        still = []
+        for entry in self.pending:
+            if entry.pending is None:
+                continue
+            if entry.state == OFFLOADED and self.lib.call("memento_offload_done", entry.id, 0) == 0:
+                still.append(entry)
+            else:
+                entry.pending = None
+        self.pending = still
+
+    def finish_offload(self, entry: Entry) -> None:
+        """Waits for the entry's copy out (before its copy back, or its storage's release)."""
+        if entry.pending is not None:
+            if entry.state == OFFLOADED and entry.id is not None:
+                self.lib.call("memento_offload_done", entry.id, 1)
+            entry.pending = None
 
     def materialize(self, entry: Entry) -> None:
         """Brings an evicted entry back (a copy back, or its region's recompute)."""
@@ -278,6 +310,7 @@ class Step:
             entry.state = RESIDENT
             self.stall_seconds += time.perf_counter() - start
         elif entry.state == OFFLOADED:
+            self.finish_offload(entry)
             dst = torch.empty(entry.nbytes, dtype=torch.uint8, device=self.device)
             self.lib.call("memento_copy_back", entry.id, dst.data_ptr(), self.stream())
             self.sync_host()
@@ -299,6 +332,7 @@ class Step:
         if entry.state in (OFFLOADED, PREFETCHING):
             # Its pinned copy goes back to the pool; the bytes written are the same.
             if entry.state == OFFLOADED:
+                self.finish_offload(entry)
                 self.lib.call("memento_copy_back", entry.id, t.untyped_storage().data_ptr(),
                               self.stream())  # fmt: skip
             else:
@@ -318,6 +352,7 @@ class Step:
                 entry = self.by_id.get(self._ids[k])
                 if entry is None or entry.state != OFFLOADED:
                     continue
+                self.finish_offload(entry)
                 dst = torch.empty(entry.nbytes, dtype=torch.uint8, device=self.device)
                 self.lib.call("memento_prefetch", entry.id, dst.data_ptr(), self.stream())
                 self.watch(entry, dst.untyped_storage())
@@ -373,6 +408,8 @@ class Step:
             # Its copy back still writes the storage: the allocator must not hand it out first.
             self.lib.call("memento_wait_ready", entry.id, self.stream())
             self.sync_host()
+        if self.open:
+            self.finish_offload(entry)
         if entry.id is not None and self.open:
             self.lib.call("memento_tensor_free", entry.id)
         entry.state = RELEASED
@@ -396,6 +433,8 @@ class Step:
                 for entry in list(self.live):
                     if entry.state != RESIDENT:
                         self.materialize(entry)
+            for entry in list(self.pending):  # copies out in flight end before the step
+                self.finish_offload(entry)
             for entry in self.live:  # copies back in flight end before the step
                 if entry.state == PREFETCHING:
                     self.lib.call("memento_wait_ready", entry.id, self.stream())
