@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import weakref
 
 import pytest
 import torch
