@@ -4,26 +4,18 @@
 #include "capi/plan_state.hpp"
 
 #include <fmt/format.h>
-#include <time.h>
 
 #include <algorithm>
 #include <cmath>
 #include <utility>
 
+#include "common/cpu_time.hpp"
 #include "common/log.hpp"
 #include "memento/error.hpp"
 
 namespace memento::capi {
 namespace {
 
-double thread_cpu_seconds() {
-  timespec ts{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-}
-
-// The link as the runtime's planner counts on it: copies back given half again as long.
-constexpr double kLinkDerate = 1.5;
 // An id is the step (31 bits) above the creation ordinal (32 bits): ids kept past their step
 // are caught instead of naming another step's tensor.
 constexpr int kOrdinalBits = 32;

@@ -1,11 +1,11 @@
 // The budget-only path in the runtime: recording the step as it runs (StepGraph), planning
 // at its end (step_planner.hpp) and applying the plan at each release of the next steps.
 #include <fmt/format.h>
-#include <time.h>
 
 #include <algorithm>
 #include <utility>
 
+#include "common/cpu_time.hpp"
 #include "common/log.hpp"
 #include "memento/bytes.hpp"
 #include "memento/error.hpp"
@@ -16,17 +16,10 @@
 namespace memento {
 namespace {
 
-double thread_cpu_seconds() {
-  timespec ts{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-}
-
 // The plan's margin grows by this much each time the dynamic policy had to evict more
 // than a tenth of the planned bytes on top of it, up to kMaxMargin.
 constexpr double kMarginStep = 0.03;
 constexpr double kMaxMargin = 0.3;
-constexpr double kLinkDerate = 1.5;
 // Plans made because the dynamic policy evicted on top of the plan, per program and budget.
 constexpr int kMaxReplans = 2;
 // A plan measured this much slower than the best one so far gives way to it.

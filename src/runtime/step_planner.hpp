@@ -14,6 +14,10 @@
 
 namespace memento {
 
+/// The link as the planner counts on it (the runtime's and the C API's): copies given half
+/// again as long as the measured or datasheet rate says, for what contention costs.
+inline constexpr double kLinkDerate = 1.5;
+
 struct PlanInputs {
   double budget_bytes = 0;
   double margin = 0.05;      ///< the target is budget * (1 - margin): rounding, caching

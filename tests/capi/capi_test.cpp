@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "capi/plan_fixture.hpp"
 #include "memento/memento.h"
 
 namespace {
@@ -31,9 +32,7 @@ static_assert(std::is_same_v<memento_stream_t, CUstream_st*>);
 [[maybe_unused]] constexpr TorchMalloc kTorchMalloc = &memento_malloc;
 [[maybe_unused]] constexpr TorchFree kTorchFree = &memento_free;
 
-bool contains(const char* text, const char* part) {
-  return text != nullptr && std::strstr(text, part) != nullptr;
-}
+using memento::testing::contains;
 
 std::string last_error() { return memento_last_error(); }
 
@@ -43,40 +42,15 @@ memento_stats stats() {
   return s;
 }
 
-/// Each test starts from a fresh process-wide allocator configured by its own environment;
-/// the variables the test did not set are unset, and everything is restored afterwards.
-class CApi : public ::testing::Test {
+/// Each test starts from a fresh process-wide allocator configured by its own environment
+/// (the fixture the planning API's tests share).
+class CApi : public memento::testing::PlanApiEnv {
  protected:
-  static constexpr const char* kVars[] = {"MEMENTO_DEVICE",      "MEMENTO_BUDGET", "MEMENTO_CONF",
-                                          "MEMENTO_HOST_BUDGET", "MEMENTO_POLICY", "MEMENTO_TRACE"};
-
-  void SetUp() override {
-    memento_shutdown();
-    for (const char* name : kVars) {
-      const char* value = std::getenv(name);
-      saved_.emplace_back(name, value ? std::optional<std::string>(value) : std::nullopt);
-      ::unsetenv(name);
-    }
-    set("MEMENTO_DEVICE", "host:64MiB");
-  }
-
-  void TearDown() override {
-    memento_shutdown();
-    for (auto& [name, value] : saved_) {
-      if (value)
-        ::setenv(name.c_str(), value->c_str(), 1);
-      else
-        ::unsetenv(name.c_str());
-    }
-  }
-
   /// Sets a variable and drops the current instance so that the next call reads it.
   static void set(const char* name, const char* value) {
     ::setenv(name, value, 1);
     memento_shutdown();
   }
-
-  std::vector<std::pair<std::string, std::optional<std::string>>> saved_;
 };
 
 TEST_F(CApi, MallocFreeRoundTripUpdatesStats) {

@@ -1,4 +1,4 @@
-// The planning API tests' fixture: each test starts from a fresh process-wide instance on a
+// The C API tests' fixture: each test starts from a fresh process-wide instance on a
 // host:64MiB device configured by its own environment (the variables it does not set are
 // unset), and everything is restored afterwards.
 #pragma once
@@ -25,8 +25,8 @@ inline bool contains(const char* text, const char* part) {
 
 class PlanApiEnv : public ::testing::Test {
  protected:
-  static constexpr const char* kVars[] = {"MEMENTO_DEVICE", "MEMENTO_BUDGET", "MEMENTO_CONF",
-                                          "MEMENTO_HOST_BUDGET"};
+  static constexpr const char* kVars[] = {"MEMENTO_DEVICE",      "MEMENTO_BUDGET", "MEMENTO_CONF",
+                                          "MEMENTO_HOST_BUDGET", "MEMENTO_POLICY", "MEMENTO_TRACE"};
 
   void SetUp() override {
     memento_shutdown();
