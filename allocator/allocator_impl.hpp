@@ -4,6 +4,7 @@
 #pragma once
 
 #include <condition_variable>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -62,6 +63,9 @@ class CachingAllocator::Impl {
   void* take(Block* b, std::size_t size, std::size_t requested, Stream stream);
   /// A freed block becomes reusable: stamp it and put it in its free set.
   void release_block(Block* b);
+  /// After the events of a free could not be recorded: waits for `streams` on the host.
+  /// Returns the error to raise (an asynchronous failure a wait reported, else the current).
+  std::exception_ptr wait_streams_after_failure(const std::vector<Stream>& streams);
   /// exact_segments: gives a free block's segment back to the backend.
   void release_exact(Block* b);
   /// Merges the free runs (same stream) around the blocks freed since the last call; true

@@ -99,12 +99,19 @@ void CachingAllocator::Impl::deallocate(void* ptr) {
   if (ptr == nullptr) return;
   std::lock_guard lock(mutex_);
   Block* b = live_block(ptr, "deallocate");
+  std::exception_ptr failure;
   if (!b->extra_streams.empty()) {
     // Other streams may still read or write it: reusable only once their work is done.
-    // Recorded first: if the backend throws, the block is still live and nothing changed.
-    fences_.add_pending(b, b->extra_streams);
+    try {
+      fences_.add_pending(b, b->extra_streams);
+      b->pending = true;
+    } catch (const BackendError&) {
+      // The events could not be recorded: wait for those streams here instead. The block
+      // goes back all the same, so a caller never holds a half-freed block; the error
+      // (with any failure the waits report) is raised once the books are straight.
+      failure = wait_streams_after_failure(b->extra_streams);
+    }
     b->extra_streams.clear();
-    b->pending = true;
   }
   live_.erase(live_.iterator_to(*b));
   b->allocated = false;
@@ -114,6 +121,21 @@ void CachingAllocator::Impl::deallocate(void* ptr) {
   ++stats_.frees;
   b->requested = 0;
   if (!b->pending) release_block(b);
+  if (failure) std::rethrow_exception(failure);
+}
+
+std::exception_ptr CachingAllocator::Impl::wait_streams_after_failure(
+    const std::vector<Stream>& streams) {
+  std::exception_ptr failure = std::current_exception();
+  for (Stream s : streams) {
+    try {
+      backend_.synchronize(s);  // returns, or reports, only once the stream's work is done
+    } catch (const AsyncBackendError&) {
+      failure = std::current_exception();  // queued work failed: the caller must know that
+    } catch (const BackendError&) {
+    }
+  }
+  return failure;
 }
 
 void CachingAllocator::Impl::record_stream(void* ptr, Stream stream) {

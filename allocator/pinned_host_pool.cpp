@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <bit>
+#include <exception>
 
 #include "allocator/size_policy.hpp"
 #include "backends/numa.hpp"
@@ -106,15 +107,31 @@ void PinnedHostPool::deallocate(void* ptr, Stream stream) {
                               "(double free or foreign pointer)",
                               ptr));
   Buffer& b = it->second;
-  // Event first: if the backend throws, the buffer is still in use and nothing changed.
-  if (!b.has_event) {
-    b.last_use = backend_.create_event();
-    b.has_event = true;
+  std::exception_ptr failure;
+  try {
+    if (!b.has_event) {
+      b.last_use = backend_.create_event();
+      b.has_event = true;
+    }
+    backend_.record(b.last_use, stream);
+  } catch (const BackendError&) {
+    // No event: wait for the stream here instead, so the buffer goes back all the same (a
+    // caller never holds a half-freed buffer), and raise the error once the books are
+    // straight; an asynchronous failure the wait reports takes its place.
+    failure = std::current_exception();
+    try {
+      backend_.synchronize(stream);
+    } catch (const AsyncBackendError&) {
+      failure = std::current_exception();
+    } catch (const BackendError&) {
+    }
+    if (b.has_event) backend_.destroy_event(b.last_use);  // its capture is stale
+    b.has_event = false;
   }
-  backend_.record(b.last_use, stream);
   stats_.in_use -= b.size;
   idle_.emplace(b.size, b);
   in_use_.erase(it);
+  if (failure) std::rethrow_exception(failure);
 }
 
 void PinnedHostPool::release_cached() {

@@ -56,6 +56,21 @@ class BackendError : public Error {
   using Error::Error;
 };
 
+/// Work queued earlier failed on its stream and a synchronize or an event query is reporting
+/// it now: the data that work was writing (a copy's destination, a kernel's outputs) cannot
+/// be trusted. The runtime answers it by recomputing or naming what that work produced.
+class AsyncBackendError : public BackendError {
+ public:
+  using BackendError::BackendError;
+};
+
+/// A tracked tensor's data is gone: the copy that held its only up-to-date bytes failed, and
+/// it has no recipe to recompute it from. The message names the tensor and the failure.
+class DataLost : public Error {
+ public:
+  using Error::Error;
+};
+
 /// The caching allocator's state when a request could not be met: what OutOfMemory reports.
 struct OomFigures {
   std::string device{};               // the backend's name

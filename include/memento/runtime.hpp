@@ -15,6 +15,7 @@
 
 #include "memento/backend.hpp"
 #include "memento/caching_allocator.hpp"
+#include "memento/error.hpp"
 #include "memento/op.hpp"
 #include "memento/pinned_host_pool.hpp"
 #include "memento/policy.hpp"
@@ -160,6 +161,17 @@ class Runtime {
   void begin_step();
   StepStats end_step();
 
+  /// After an AsyncBackendError the caller caught itself (from its own synchronize of the
+  /// backend): what the runtime's queued work produced or moved since the last clean
+  /// synchronization (end_step) cannot be trusted. A tensor with a recipe is discarded, to
+  /// be recomputed bit-identically on use; one without (an offloaded plain tensor, a copy
+  /// back of one) is lost: use() then raises DataLost naming it. Returns a report of what
+  /// was done. The runtime's own calls do this before they rethrow such an error (as a
+  /// BackendError whose message carries the report).
+  std::string recover_from_async_error();
+  /// Whether the tensor's data was lost (see recover_from_async_error).
+  [[nodiscard]] bool lost(TensorId id) const;
+
   [[nodiscard]] Residency state(TensorId id) const;
   /// Whether the runtime still has a record of the tensor (freed tensors keep theirs while
   /// a live recipe needs them).
@@ -202,6 +214,16 @@ class Runtime {
   /// Makes the compute stream wait for a prefetch's copy; the tensor is then Resident.
   void finish_prefetch(TensorId id);
   void drop(TensorId id);
+  void free_locked(TensorId id);
+  void forget_recipes_locked(TensorId id);
+  /// Runs `fn`; an AsyncBackendError it raises is answered by recovery (recovery.cpp) and
+  /// rethrown as a BackendError carrying the report.
+  template <class F>
+  decltype(auto) guarded(F&& fn);
+  [[noreturn]] void rethrow_recovered(const AsyncBackendError& e);
+  std::string recover_locked();
+  /// The tensor's data comes from work queued now: suspect until the next clean sync.
+  void note_unverified(TensorId id);
   void note_use(TensorId id);
   void prefetch_ahead();
   double next_use_seconds(TensorId id) const;
@@ -236,6 +258,8 @@ class Runtime {
   std::unordered_map<TensorId, Copy> offloads_;    // in-flight copies out
   std::unordered_map<TensorId, Copy> prefetches_;  // in-flight copies back
   std::vector<TensorId> freed_;                    // freed by the caller, kept for live recipes
+  std::vector<TensorId> unverified_;  // produced or moved by work queued since the last sync
+  int guard_depth_ = 0;               // nesting of guarded() calls
   RuntimeCounters counters_;
   int handler_id_ = 0;
   std::unique_ptr<ChromeTrace> trace_;
@@ -297,5 +321,22 @@ class Runtime {
   bool settled_ = false;
   bool plan_changed_ = false;  // made before this step (a new budget)
 };
+
+template <class F>
+decltype(auto) Runtime::guarded(F&& fn) {
+  // Only the outermost guarded call recovers: by then the inner calls have unwound and
+  // unpinned what they pinned, so only the caller's own uses are still pinned.
+  struct Depth {
+    int& d;
+    explicit Depth(int& depth) : d(++depth) {}
+    ~Depth() { --d; }
+  } depth(guard_depth_);
+  try {
+    return fn();
+  } catch (const AsyncBackendError& e) {
+    if (guard_depth_ > 1) throw;
+    rethrow_recovered(e);
+  }
+}
 
 }  // namespace memento

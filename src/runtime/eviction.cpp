@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <utility>
 
 #include "memento/error.hpp"
 #include "memento/runtime.hpp"
@@ -97,11 +98,12 @@ std::size_t Runtime::evict(TensorId id, EvictAction action, bool fallback) {
     if (host == nullptr) ++counters_.offload_fallbacks;
   }
   if (host == nullptr) {
+    // The record first, the block last: a release that raises has still released it.
     registry_->move(id, Residency::discarded);
-    allocator_.deallocate(t.device);  // stream-ordered on the compute stream
-    t.device = nullptr;
+    void* device = std::exchange(t.device, nullptr);
     ++counters_.discards;
     trace_instant("evict", "discard", id, t.desc.bytes);
+    allocator_.deallocate(device);  // stream-ordered on the compute stream
     trace_memory();
     return t.desc.bytes;
   }
@@ -127,17 +129,18 @@ std::size_t Runtime::evict(TensorId id, EvictAction action, bool fallback) {
   }
   registry_->move(id, Residency::offloading);
   offloads_[id] = Copy{done};
-  allocator_.deallocate(t.device);
-  t.device = nullptr;
+  note_unverified(id);
+  void* device = std::exchange(t.device, nullptr);
   t.host = host;
   ++counters_.offloads;
   counters_.bytes_offloaded += t.desc.bytes;
   trace_instant("evict", fallback ? "offload" : "early offload", id, t.desc.bytes);
-  trace_memory();
   if (auto it = ordinal_.find(id); in_step_ && it != ordinal_.end()) {
     if (offloaded_.size() <= it->second) offloaded_.resize(it->second + 1);
     offloaded_[it->second] = true;
   }
+  allocator_.deallocate(device);  // last: a release that raises has still released it
+  trace_memory();
   return t.desc.bytes;
 }
 
@@ -187,6 +190,8 @@ void Runtime::materialize(TensorId id) {
                       OutOfMemory);
       Frame& frame = stack.back();
       TrackedTensor& t = registry_->at(frame.id);
+      MEMENTO_EXPECTS(t.lost.empty(), fmt::format("tensor {} was lost: {}", frame.id, t.lost),
+                      DataLost);
       switch (t.state) {
         case Residency::resident:
           unpin_frame(frame);
@@ -203,6 +208,12 @@ void Runtime::materialize(TensorId id) {
         case Residency::discarded: {
           std::vector<TensorId> missing;
           for (TensorId in : t.desc.recipe->inputs) {
+            const std::string& input_lost = registry_->at(in).lost;
+            MEMENTO_EXPECTS(input_lost.empty(),
+                            fmt::format("tensor {} cannot be recomputed: its input, tensor {}, "
+                                        "was lost: {}",
+                                        frame.id, in, input_lost),
+                            DataLost);
             if (registry_->at(in).state != Residency::resident) {
               missing.push_back(in);
             } else if (std::find(frame.pinned.begin(), frame.pinned.end(), in) ==
@@ -246,6 +257,7 @@ void Runtime::recompute(TensorId id) {
   for (TensorId input : recipe.inputs) registry_->unpin(input);
   t.device = run.output;
   registry_->move(id, Residency::resident);  // stream order: later work sees the result
+  note_unverified(id);
   ++counters_.recomputes;
   counters_.recompute_flops += run.cost.flops;
   counters_.recompute_seconds += modelled_seconds(run.cost);
@@ -261,10 +273,14 @@ bool Runtime::prefetch(TensorId id, bool early) {
   void* device = early ? allocator_.try_allocate(t.desc.bytes, compute_)
                        : allocator_.allocate(t.desc.bytes, compute_);
   if (device == nullptr) return false;
-  Event ready = backend_.create_event();
+  Event ready{};
   Event arrived{};
+  bool have_ready = false;
   bool have_arrived = false;
+  bool copying = false;
   try {
+    ready = backend_.create_event();
+    have_ready = true;
     if (t.state == Residency::offloading) {
       // Its copy out may still run: the copy back waits for it on the device, not the host.
       backend_.wait(h2d_, offloads_.at(id).done);
@@ -275,12 +291,15 @@ bool Runtime::prefetch(TensorId id, bool early) {
     backend_.record(ready, compute_);
     backend_.wait(h2d_, ready);
     backend_.copy_async(device, t.host, t.desc.bytes, CopyKind::host_to_device, h2d_);
+    copying = true;
     arrived = backend_.create_event();
     have_arrived = true;
     backend_.record(arrived, h2d_);
   } catch (...) {
-    backend_.destroy_event(ready);
+    if (have_ready) backend_.destroy_event(ready);
     if (have_arrived) backend_.destroy_event(arrived);
+    // A queued copy may still write the block: it is reused only after the copy stream.
+    if (copying) allocator_.record_stream(device, h2d_);
     allocator_.deallocate(device);
     throw;
   }
@@ -293,11 +312,12 @@ bool Runtime::prefetch(TensorId id, bool early) {
   }
   registry_->move(id, Residency::prefetching);
   prefetches_[id] = Copy{arrived};
-  host_pool_->deallocate(t.host, h2d_);
-  t.host = nullptr;
+  note_unverified(id);
+  void* host = std::exchange(t.host, nullptr);
   t.device = device;
   counters_.bytes_prefetched += t.desc.bytes;
   trace_instant("copy back", "prefetch", id, t.desc.bytes);
+  host_pool_->deallocate(host, h2d_);  // last: a release that raises has still released it
   trace_memory();
   return true;
 }

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <unordered_set>
+#include <utility>
 
 #include "common/log.hpp"
 #include "memento/error.hpp"
@@ -91,26 +92,29 @@ TensorId Runtime::compute(std::shared_ptr<const Op> op, const std::vector<Tensor
   MEMENTO_EXPECTS(op != nullptr, "compute: null op");
   MEMENTO_EXPECTS(output_bytes > 0,
                   fmt::format("compute({}): output size must be positive", op->name()));
-  const double start = backend_.now();
-  std::size_t used = 0;
-  OpRun run;
-  try {
-    for (; used < inputs.size(); ++used) (void)use(inputs[used]);
-    run = run_op(*op, inputs, output_bytes, rng);
-  } catch (...) {
-    for (std::size_t i = 0; i < used; ++i) release(inputs[i]);
-    throw;
-  }
-  for (TensorId id : inputs) release(id);
-  TensorDesc desc;
-  desc.bytes = output_bytes;
-  desc.compute_seconds = modelled_seconds(run.cost);
-  const std::string name = trace_ ? op->name() : std::string();
-  desc.recipe = Recipe{std::move(op), inputs, rng};
-  TensorId id = track(std::move(desc), run.output);
-  trace_span("compute", name, start, id, output_bytes);
-  trace_memory();
-  return id;
+  return guarded([&] {
+    const double start = backend_.now();
+    std::size_t used = 0;
+    OpRun run;
+    try {
+      for (; used < inputs.size(); ++used) (void)use(inputs[used]);
+      run = run_op(*op, inputs, output_bytes, rng);
+    } catch (...) {
+      for (std::size_t i = 0; i < used; ++i) release(inputs[i]);
+      throw;
+    }
+    for (TensorId id : inputs) release(id);
+    TensorDesc desc;
+    desc.bytes = output_bytes;
+    desc.compute_seconds = modelled_seconds(run.cost);
+    const std::string name = trace_ ? op->name() : std::string();
+    desc.recipe = Recipe{std::move(op), inputs, rng};
+    TensorId id = track(std::move(desc), run.output);
+    note_unverified(id);
+    trace_span("compute", name, start, id, output_bytes);
+    trace_memory();
+    return id;
+  });
 }
 
 Runtime::OpRun Runtime::run_op(const Op& op, const std::vector<TensorId>& inputs,
@@ -137,7 +141,7 @@ Runtime::OpRun Runtime::run_op(const Op& op, const std::vector<TensorId>& inputs
 void Runtime::launch(Stream stream, Kernel kernel) {
   std::lock_guard lock(mutex_);
   const double seconds = modelled_seconds(kernel.cost);
-  backend_.launch(stream, std::move(kernel));
+  guarded([&] { backend_.launch(stream, std::move(kernel)); });
   if (stream == compute_) launch_work_ += seconds;
 }
 
@@ -158,31 +162,38 @@ TensorId Runtime::track(TensorDesc desc, void* device) {
 
 void* Runtime::use(TensorId id) {
   std::lock_guard lock(mutex_);
-  registry_->pin(id);
-  try {
-    materialize(id);
-  } catch (...) {
-    registry_->unpin(id);
-    throw;
-  }
-  registry_->touch(id);
-  void* device = registry_->at(id).device;
-  note_use(id);
-  return device;
+  return guarded([&] {
+    registry_->pin(id);
+    try {
+      materialize(id);
+      registry_->touch(id);
+      note_use(id);
+    } catch (...) {
+      registry_->unpin(id);
+      throw;
+    }
+    return registry_->at(id).device;
+  });
 }
 
 void Runtime::release(TensorId id) {
   std::lock_guard lock(mutex_);
   registry_->unpin(id);
   if (registry_->at(id).pins > 0) return;
-  if (plan_in_force_)
-    apply_plan(id);
-  else
-    offload_early(id);
+  guarded([&] {
+    if (plan_in_force_)
+      apply_plan(id);
+    else
+      offload_early(id);
+  });
 }
 
 void Runtime::free(TensorId id) {
   std::lock_guard lock(mutex_);
+  guarded([&] { free_locked(id); });
+}
+
+void Runtime::free_locked(TensorId id) {
   const TrackedTensor& t = registry_->at(id);
   MEMENTO_EXPECTS(t.pins == 0, fmt::format("free of tensor {} while in use ({} pins)", id, t.pins));
   observe_free(id);
@@ -194,8 +205,7 @@ void Runtime::free(TensorId id) {
     if (t.state == Residency::resident && t.desc.recipe && t.desc.evictable) {
       TrackedTensor& mut = registry_->at(id);
       registry_->move(id, Residency::discarded);  // not an eviction: not counted as one
-      allocator_.deallocate(mut.device);
-      mut.device = nullptr;
+      allocator_.deallocate(std::exchange(mut.device, nullptr));
     }
     return;
   }
@@ -204,6 +214,10 @@ void Runtime::free(TensorId id) {
 
 void Runtime::forget_recipes_reading(TensorId id) {
   std::lock_guard lock(mutex_);
+  guarded([&] { forget_recipes_locked(id); });
+}
+
+void Runtime::forget_recipes_locked(TensorId id) {
   (void)registry_->at(id);  // LogicError for an unknown id
   const auto freed = [this](TensorId t) {
     return std::find(freed_.begin(), freed_.end(), t) != freed_.end();
@@ -263,18 +277,26 @@ void Runtime::drop(TensorId id) {
     // A copy back still writing the block: the compute stream (where the block is freed)
     // waits for it first.
     if (t.state == Residency::prefetching) finish_prefetch(cur);
-    if (t.device != nullptr) allocator_.deallocate(t.device);
     if (auto copy = offloads_.find(cur); copy != offloads_.end()) {
       backend_.destroy_event(copy->second.done);
       offloads_.erase(copy);
     }
-    // A host copy exists only while offloading or on host (a copy back frees it), so the
-    // d2h stream's work is all that may still touch it.
-    if (t.host != nullptr) host_pool_->deallocate(t.host, d2h_);
+    void* device = t.device;
+    void* host = t.host;
     std::vector<TensorId> inputs;
     if (t.desc.recipe) inputs = t.desc.recipe->inputs;
     registry_->erase(cur);
     std::erase(freed_, cur);
+    // The record is gone first: a release that raises has still released its memory. A
+    // host copy exists only while offloading or on host (a copy back frees it), so the d2h
+    // stream's work is all that may still touch it.
+    try {
+      if (device != nullptr) allocator_.deallocate(device);
+    } catch (...) {
+      if (host != nullptr) host_pool_->deallocate(host, d2h_);
+      throw;
+    }
+    if (host != nullptr) host_pool_->deallocate(host, d2h_);
     // Inputs the caller already freed may now be needed by no recipe at all.
     for (TensorId in : inputs)
       if (std::find(freed_.begin(), freed_.end(), in) != freed_.end() &&
@@ -288,7 +310,7 @@ std::size_t Runtime::evict_now(TensorId id, EvictAction action) {
   const TrackedTensor& t = registry_->at(id);
   if (t.state != Residency::resident || t.pins > 0 || !t.desc.evictable) return 0;
   if (action == EvictAction::discard && !t.desc.recipe) return 0;
-  return evict(id, action);
+  return guarded([&] { return evict(id, action); });
 }
 
 Residency Runtime::state(TensorId id) const {

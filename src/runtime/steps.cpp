@@ -44,7 +44,8 @@ void Runtime::begin_step() {
   order_.clear();
   cursor_ = 0;
   try {
-    begin_planned_step();  // may plan for a new budget and give cached segments back first
+    // May plan for a new budget and give cached segments back first.
+    guarded([&] { begin_planned_step(); });
   } catch (...) {
     in_step_ = false;
     throw;
@@ -55,7 +56,13 @@ void Runtime::begin_step() {
 StepStats Runtime::end_step() {
   std::lock_guard lock(mutex_);
   MEMENTO_EXPECTS(in_step_, "end_step without begin_step");
-  backend_.synchronize_all();
+  try {
+    guarded([&] { backend_.synchronize_all(); });
+  } catch (...) {
+    in_step_ = false;  // the step is over, failed: the next begin_step starts afresh
+    throw;
+  }
+  unverified_.clear();  // everything queued so far ran without a failure
   in_step_ = false;
   StepStats s;
   s.counters = minus(counters_, step_base_);

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -44,6 +45,9 @@ struct TrackedTensor {
   /// Compute seconds of the discarded tensors a recompute of this one would have to
   /// recompute first (its evicted neighbourhood), set by the runtime before policies score.
   double evicted_inputs_seconds = 0;
+  /// Non-empty: the data is gone (a failed copy held its only bytes and there is no recipe);
+  /// says why. Using the tensor raises DataLost; freeing it is fine.
+  std::string lost;
 };
 
 class TensorRegistry {

@@ -50,7 +50,7 @@ double HostStream::stalled_seconds() const noexcept {
 void HostStream::check_error() const {
   std::lock_guard lock(mutex_);
   MEMENTO_EXPECTS(error_.empty(), "host stream " + name_ + ": a task failed: " + error_,
-                  BackendError);
+                  AsyncBackendError);
 }
 
 void HostStream::run() {
