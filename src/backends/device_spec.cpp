@@ -60,7 +60,7 @@ DeviceSpec parse_device(std::string_view text, std::string_view what) {
   const std::string_view kind = s.substr(0, colon);
   const bool has_arg = colon != std::string_view::npos;
   const std::string_view arg = has_arg ? s.substr(colon + 1) : std::string_view{};
-  if (has_arg && arg.empty()) fail(fmt::format("nothing after \"{}:\"", kind));
+  if (has_arg && arg.empty()) fail(fmt::format("nothing after \"{}:\"", text::printable(kind)));
 
   DeviceSpec spec;
   if (kind == "host") {
