@@ -88,6 +88,7 @@ class P:
                 self.op("wait_ready", tid(base + k), NULL_STREAM)
             self.op("use", tid(base + k))
             self.op("tensor_free", tid(base + k))
+            self.op("note_seconds", double(0.002))
         return self.op("step_end", b"\x01")
 
 
@@ -147,7 +148,7 @@ p.step(0).step(4, queries=True).step(8, queries=True)
 write("followed-steps-recompute", p)
 
 # No regions, a link rate: the plan offloads; the steps carry offloads and prefetches out.
-p = P().op("set_budget", size(150000)).op("set_link", b"\x02" + struct.pack("<I", 1000000),
+p = P().op("set_budget", size(200000)).op("set_link", b"\x02" + struct.pack("<I", 1000000),
                                           b"\x02" + struct.pack("<I", 1000000))
 p.step(0, regions=False).step(4, regions=False, queries=True, offload=True)
 p.step(8, regions=False, queries=True, offload=True).op("set_budget", size(100000))
