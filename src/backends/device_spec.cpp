@@ -60,7 +60,7 @@ DeviceSpec parse_device(std::string_view text, std::string_view what) {
   const std::string_view kind = s.substr(0, colon);
   const bool has_arg = colon != std::string_view::npos;
   const std::string_view arg = has_arg ? s.substr(colon + 1) : std::string_view{};
-  if (has_arg && arg.empty()) fail(fmt::format("nothing after \"{}:\"", kind));
+  if (has_arg && arg.empty()) fail(fmt::format("nothing after \"{}:\"", text::printable(kind)));
 
   DeviceSpec spec;
   if (kind == "host") {
@@ -78,7 +78,7 @@ DeviceSpec parse_device(std::string_view text, std::string_view what) {
     try {
       spec.profile = find_device_profile(arg).name;
     } catch (const ConfigError&) {
-      fail(fmt::format("unknown sim profile \"{}\"", arg));
+      fail(fmt::format("unknown sim profile \"{}\"", text::printable(arg)));
     }
   } else if (kind == "cuda") {
     spec.kind = BackendKind::cuda;
@@ -88,10 +88,10 @@ DeviceSpec parse_device(std::string_view text, std::string_view what) {
     int index = 0;
     const auto [ptr, ec] = std::from_chars(arg.data(), arg.data() + arg.size(), index);
     if (!is_digit(arg.front()) || ec != std::errc{} || ptr != arg.data() + arg.size())
-      fail(fmt::format("bad cuda device index \"{}\"", arg));
+      fail(fmt::format("bad cuda device index \"{}\"", text::printable(arg)));
     spec.index = index;
   } else {
-    fail(fmt::format("unknown device kind \"{}\"", kind));
+    fail(fmt::format("unknown device kind \"{}\"", text::printable(kind)));
   }
   return spec;
 }

@@ -19,8 +19,8 @@ namespace memento {
 namespace {
 
 using text::is_digit;
-using text::lower;
 using text::is_space;
+using text::lower;
 using text::setting;
 using text::trim;
 
@@ -85,7 +85,7 @@ std::size_t parse_bytes(std::string_view text, std::string_view what) {
       dot == std::string_view::npos ? std::string_view{} : number.substr(dot + 1);
   if (int_part.empty() || (dot != std::string_view::npos && frac_part.empty()) ||
       frac_part.find('.') != std::string_view::npos)
-    fail(what, text, fmt::format("malformed number \"{}\"", number));
+    fail(what, text, fmt::format("malformed number \"{}\"", text::printable(number)));
 
   const std::string_view unit_text = trim(s.substr(end));
   // "1e9" would otherwise be reported as the unknown unit "e9"; say plainly that exponents
@@ -94,7 +94,8 @@ std::size_t parse_bytes(std::string_view text, std::string_view what) {
       (is_digit(unit_text[1]) || unit_text[1] == '+' || unit_text[1] == '-'))
     fail(what, text, "exponent notation is not accepted");
   const Unit* unit = find_unit(unit_text);
-  if (unit == nullptr) fail(what, text, fmt::format("unknown unit \"{}\"", unit_text));
+  if (unit == nullptr)
+    fail(what, text, fmt::format("unknown unit \"{}\"", text::printable(unit_text)));
   const std::size_t mult = unit->multiplier;
 
   // Exact integer arithmetic (no double) so "8GiB" and 20-digit byte counts are exact and

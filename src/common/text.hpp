@@ -26,12 +26,27 @@ inline std::string_view trim(std::string_view s) {
   return s;
 }
 
+/// `s` with its control characters (a NUL, a newline, an escape sequence) written as \xNN,
+/// so that a message quoting it is all there and prints as one line.
+inline std::string printable(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f)
+      out += fmt::format("\\x{:02x}", u);
+    else
+      out += c;
+  }
+  return out;
+}
+
 /// How a value is quoted in messages: NAME="value" for a variable (it reads like the shell
 /// assignment), `MEMENTO_CONF budget:"value"` for an item of MEMENTO_CONF (a `what` with a
-/// space in it).
+/// space in it). Control characters in the value are escaped (printable).
 inline std::string setting(std::string_view what, std::string_view text) {
   const char sep = what.find(' ') == std::string_view::npos ? '=' : ':';
-  return fmt::format("{}{}\"{}\"", what, sep, text);
+  return fmt::format("{}{}\"{}\"", what, sep, printable(text));
 }
 
 /// Rethrows a ConfigError from a nested parser with more context after its message; the

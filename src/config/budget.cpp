@@ -68,11 +68,11 @@ void parse_share(BudgetSpec& spec, std::string_view s, const BudgetSyntax& synta
   else if (base == "peak")
     spec.base = BudgetBase::peak;
   else
-    fail(fmt::format("\"{}\" after '%' is neither device nor peak", base));
+    fail(fmt::format("\"{}\" after '%' is neither device nor peak", text::printable(base)));
   if (number.empty()) fail("no number before '%'");
   if (number.front() == '-') fail("a percentage must be in (0, 100]");
   const std::optional<double> percent = plain_decimal(number);
-  if (!percent) fail(fmt::format("malformed number \"{}\"", number));
+  if (!percent) fail(fmt::format("malformed number \"{}\"", text::printable(number)));
   if (!(*percent > 0 && *percent <= 100)) fail("a percentage must be in (0, 100]");
   spec.percent = *percent;
 }

@@ -58,13 +58,14 @@ std::map<std::string, ConfItem, std::less<>> parse_conf(std::string_view conf) {
     // Split at the first ':' only: device values contain one ("device:sim:h100-sxm"), and a
     // trace path may ("trace:/tmp/a:b.json"). A value ends at the next ',' (none in paths).
     const std::size_t colon = item.find(':');
-    if (colon == std::string_view::npos) fail(fmt::format("item \"{}\" is not key:value", item));
+    if (colon == std::string_view::npos)
+      fail(fmt::format("item \"{}\" is not key:value", text::printable(item)));
     const std::string_view key = trim(item.substr(0, colon));
     const std::string_view value = trim(item.substr(colon + 1));
     if (key != "budget" && key != "host_budget" && key != "device" && key != "policy" &&
         key != "trace")
-      fail(fmt::format("unknown key \"{}\"", key));
-    if (items.contains(key)) fail(fmt::format("key \"{}\" is given twice", key));
+      fail(fmt::format("unknown key \"{}\"", text::printable(key)));
+    if (items.contains(key)) fail(fmt::format("key \"{}\" is given twice", text::printable(key)));
     items.emplace(std::string(key),
                   ConfItem{std::string(value), fmt::format("MEMENTO_CONF {}", key)});
     if (comma == std::string_view::npos) break;
@@ -123,9 +124,12 @@ std::string parse_trace_file(std::string_view text, std::string_view what) {
   const fs::path parent = path.has_parent_path() ? path.parent_path() : fs::path(".");
   const fs::file_status status = fs::status(parent, ec);
   if (status.type() == fs::file_type::not_found)
-    fail(fmt::format("directory \"{}\" does not exist", parent.string()));
-  if (ec) fail(fmt::format("cannot check directory \"{}\": {}", parent.string(), ec.message()));
-  if (!fs::is_directory(status)) fail(fmt::format("\"{}\" is not a directory", parent.string()));
+    fail(fmt::format("directory \"{}\" does not exist", text::printable(parent.string())));
+  if (ec)
+    fail(fmt::format("cannot check directory \"{}\": {}", text::printable(parent.string()),
+                     ec.message()));
+  if (!fs::is_directory(status))
+    fail(fmt::format("\"{}\" is not a directory", text::printable(parent.string())));
   return std::string(s);
 }
 

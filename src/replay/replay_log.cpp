@@ -76,7 +76,8 @@ class Parser {
       Line line{{}, number};
       try {
         line.json = Json::parse(text);
-      } catch (const Json::parse_error& e) {
+      } catch (const Json::exception& e) {
+        // parse_error, and out_of_range for a number beyond a double ("1e310").
         const bool last = in_.peek() == std::char_traits<char>::eof();
         fail(number,
              fmt::format("not valid JSON ({}){}; accepted: one JSON object per line", e.what(),

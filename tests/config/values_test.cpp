@@ -130,6 +130,15 @@ TEST(ParseBytes, MessageReadsAsDocumented) {
                         "512MB, 1.5G, 1073741824"));
 }
 
+// Control characters in a value are escaped: a NUL would cut the message short (what() is a C
+// string) before what is accepted, a newline would break it (found by fuzz_bytes).
+TEST(ParseBytes, MessageEscapesControlCharacters) {
+  const std::string msg =
+      config_error([] { (void)parse_bytes(std::string("8\0G\niB", 6), "MEMENTO_HOST_BUDGET"); });
+  EXPECT_THAT(msg, HasSubstr("MEMENTO_HOST_BUDGET=\"8\\x00G\\x0aiB\" is not a byte size: unknown "
+                             "unit \"\\x00G\\x0aiB\"; accepted: a positive number"));
+}
+
 // ---- format_bytes --------------------------------------------------------------------
 
 TEST(FormatBytes, BinaryUnitsWithTwoDecimals) {
