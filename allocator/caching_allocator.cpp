@@ -167,6 +167,11 @@ void CachingAllocator::Impl::check_budget(std::size_t bytes) const {
 
 CachingAllocator::Impl::Block* CachingAllocator::Impl::find_or_grow(std::size_t size,
                                                                     Stream stream) {
+  // Over the budget (it was lowered below the reserved bytes, and segments that hold live
+  // blocks cannot be given back): cached blocks serve only while the allocated bytes stay
+  // within it, else the pressure path evicts, and gives back segments as they empty.
+  if (stats_.reserved.current > budget_ && stats_.allocated.current + size > budget_)
+    return nullptr;
   bool small = sizes::is_small(size);
   FreeSet& set = pool(small);
   // A block that fits without a split is taken as it is (the steady state of a training

@@ -70,8 +70,14 @@ class CachingAllocator {
   void set_evictable_bytes_probe(std::function<std::size_t()> probe);
 
   /// Changes the budget; must be positive and at most the device capacity. Lowering it
-  /// below the reserved bytes releases cached segments; allocations then fail until the
-  /// reserved bytes fall under it.
+  /// below the reserved bytes releases cached segments; segments that still hold live
+  /// blocks stay reserved (over the budget) until they are empty and given back (by the
+  /// pressure path or release_cached), and meanwhile allocations are served from them only
+  /// while the allocated bytes stay within the budget (beyond, the pressure path runs).
+  /// Thread-safe: set_budget and budget() may be called from any thread (under the allocator's
+  /// lock). The next allocation sees the new budget; a Runtime with plan_from_observation plans for
+  /// it at its next begin_step, so a change made between two steps (tests/soak) applies to the
+  /// whole of the next one.
   void set_budget(std::size_t bytes);
   [[nodiscard]] std::size_t budget() const;
 

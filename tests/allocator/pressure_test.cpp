@@ -12,6 +12,7 @@ namespace memento {
 namespace {
 
 constexpr std::size_t MiB = std::size_t{1} << 20;
+constexpr std::size_t KiB = std::size_t{1} << 10;
 
 template <typename T>
 class AllocatorPressure : public testing::BackendTest<T> {};
@@ -120,6 +121,27 @@ TYPED_TEST(AllocatorPressure, BudgetChangesAreValidatedAndEnforced) {
   void* b = alloc.allocate(2 * MiB);
   EXPECT_LE(alloc.stats().reserved.current, 2 * MiB);
   alloc.deallocate(b);
+}
+
+// A budget lowered below segments that hold live blocks: they stay reserved, and the cached
+// rest of them serves only up to the new budget in allocated bytes (the soak found a step
+// at a lowered budget using all of the old one).
+TYPED_TEST(AllocatorPressure, ALoweredBudgetCapsAllocatedBytesWhileLiveSegmentsStay) {
+  CachingAllocator alloc(*this->backend_, {.budget = 8 * MiB});
+  void* a = alloc.allocate(256 * KiB);  // a 2 MiB small segment
+  alloc.set_budget(1 * MiB);
+  EXPECT_EQ(alloc.stats().reserved.current, 2 * MiB);  // held by `a`
+  void* b = alloc.allocate(512 * KiB);                 // within the budget: from the cache
+  EXPECT_THROW((void)alloc.allocate(512 * KiB), OutOfMemory);
+  EXPECT_LE(alloc.stats().allocated.current, 1 * MiB);
+  alloc.deallocate(a);
+  void* c = alloc.allocate(512 * KiB);  // `a`'s bytes count no more
+  alloc.deallocate(b);
+  alloc.deallocate(c);
+  alloc.release_cached();  // the empty segment goes back; a new one within the budget
+  c = alloc.allocate(1 * MiB);
+  EXPECT_LE(alloc.stats().reserved.current, 1 * MiB);
+  alloc.deallocate(c);
 }
 
 }  // namespace
