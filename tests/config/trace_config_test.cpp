@@ -109,7 +109,7 @@ TEST_F(TraceConfig, RejectedValues) {
       };
   for (const auto& [vars, expected] : cases) {
     SCOPED_TRACE(vars.begin()->second);
-    const std::string msg = config_error([&] { (void)parse_config(env(vars)); });
+    const std::string msg = config_error([&v = vars] { (void)parse_config(env(v)); });
     for (const std::string& part : expected) EXPECT_THAT(msg, HasSubstr(part));
   }
 }

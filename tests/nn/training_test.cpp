@@ -18,8 +18,6 @@
 namespace memento::nn {
 namespace {
 
-constexpr std::size_t MiB = std::size_t{1} << 20;
-
 using testing::gradients;
 using testing::Rig;
 

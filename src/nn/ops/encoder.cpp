@@ -12,7 +12,7 @@ using detail::idx;
 
 class Encoder final : public NnOp {
  public:
-  Encoder(int B, int T, int C, int V, DType dtype) : B_(B), T_(T), C_(C), V_(V), dtype_(dtype) {}
+  Encoder(int B, int T, int C, int V, DType dtype) : B_(B), T_(T), C_(C), dtype_(dtype) { (void)V; }
   std::string name() const override { return "encoder"; }
   KernelCost cost(std::span<const std::size_t>, std::size_t) const override {
     const double n = d(B_) * T_ * C_;
@@ -55,7 +55,7 @@ class Encoder final : public NnOp {
   }
 
  private:
-  int B_, T_, C_, V_;
+  int B_, T_, C_;
   DType dtype_;
 };
 
