@@ -1,16 +1,40 @@
-// Datasheet models of real GPUs for the sim backend.
+// What the sim backend knows about a GPU: built-in datasheet models of real GPUs, and
+// profiles measured on a real backend (`memento calibrate`) or fitted from recorded runs,
+// read from a JSON file (`--device sim:PROFILE.json`).
 #pragma once
 
 #include <cstddef>
+#include <filesystem>
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
+
+#include "memento/kernel.hpp"
 
 namespace memento {
 
+/// One kernel measured on a real device: every launch of the same name and cost (the cost
+/// tells the shapes of one name apart) takes `seconds` on the sim.
+struct MeasuredKernel {
+  std::string name;  ///< the kernel's name, e.g. "linear 8192x768x768"
+  double flops = 0;  ///< its KernelCost
+  double bytes = 0;
+  bool tensor_cores = false;
+  double seconds = 0;       ///< median device time
+  std::size_t samples = 0;  ///< launches the median is over
+};
+
+/// Kernels of one name that the table does not hold (other shapes, or a backward whose
+/// forward was measured) take their roofline time divided by `efficiency`.
+struct KernelEfficiency {
+  std::string name;
+  double efficiency = 1;  ///< achieved / roofline time ratio's inverse, > 0
+};
+
 /// What the sim backend needs to know about a GPU. Rates are per second.
 struct DeviceProfile {
-  std::string name;           ///< e.g. "h100-sxm"
+  std::string name;           ///< e.g. "h100-sxm", or the file for a profile read from one
   std::string description;    ///< e.g. "NVIDIA H100 SXM5 80GB"
   std::size_t capacity = 0;   ///< device memory, bytes
   double matrix_flops = 0;    ///< dense bf16 tensor-core FLOP/s
@@ -19,12 +43,51 @@ struct DeviceProfile {
   double h2d_bandwidth = 0;   ///< host-to-device bytes/s achievable with pinned memory
   double d2h_bandwidth = 0;   ///< device-to-host bytes/s achievable with pinned memory
   double launch_latency = 0;  ///< seconds of host time per kernel launch or copy issue
+
+  // ---- measured: what `memento calibrate` adds to the rates above ----
+  /// Where the figures come from: "datasheet", or the device, date and method measured.
+  std::string source = "datasheet";
+  /// Device seconds every kernel outside `kernels` takes beyond its roofline time.
+  double kernel_overhead = 0;
+  /// Host seconds one allocate_segment / free_segment takes (cudaMalloc / cudaFree).
+  double segment_allocate_seconds = 0;
+  double segment_free_seconds = 0;
+  /// Whether host-device copies run alongside kernels (separate DMA engines on a GPU) or
+  /// share the compute engine (a CPU with few cores: the copies take cores from the
+  /// kernels). Measured as the fraction of the shorter of the two that hid under the other.
+  double copy_overlap = 1;
+  /// Bytes/s of the host CPU's AdamW update (its memory traffic); 0 when not measured.
+  double host_optimizer_bandwidth = 0;
+  std::vector<MeasuredKernel> kernels = {};
+  std::vector<KernelEfficiency> efficiencies = {};
+
+  /// Seconds a kernel named `name` with `cost` takes on this device: cost.seconds when set;
+  /// else a measured kernel of that name and cost; else its roofline (matrix_flops,
+  /// vector_flops, hbm_bandwidth) divided by the efficiency of its name, or of the forward
+  /// kernel when `name` ends in " backward", plus kernel_overhead. A datasheet profile has
+  /// no table, efficiencies or overhead: there it is the roofline.
+  [[nodiscard]] double kernel_seconds(std::string_view name, const KernelCost& cost) const;
+  /// Whether copies share the compute engine (copy_overlap below one half).
+  [[nodiscard]] bool copies_serialize_with_kernels() const noexcept { return copy_overlap < 0.5; }
 };
 
 /// Every built-in profile.
 [[nodiscard]] std::span<const DeviceProfile> device_profiles() noexcept;
 
-/// The profile with this name; ConfigError listing the known names otherwise.
+/// The built-in profile with this name, or, for a name ending in ".json", the profile in
+/// that file (read each time; the returned reference stays valid). ConfigError listing the
+/// known names, or naming the file and what is wrong with it, otherwise.
 [[nodiscard]] const DeviceProfile& find_device_profile(std::string_view name);
+
+/// Reads a profile written by write_device_profile. ConfigError naming the file and the
+/// field that is missing or wrong.
+[[nodiscard]] DeviceProfile read_device_profile(const std::filesystem::path& path);
+/// Writes `profile` as JSON, atomically (a temporary file beside it, then renamed).
+/// memento::Error naming the file when it cannot be written.
+void write_device_profile(const DeviceProfile& profile, const std::filesystem::path& path);
+/// The profile as the JSON text write_device_profile writes.
+[[nodiscard]] std::string device_profile_json(const DeviceProfile& profile);
+/// The profile in `text` (from `origin`, for messages); ConfigError when malformed.
+[[nodiscard]] DeviceProfile parse_device_profile(std::string_view text, std::string_view origin);
 
 }  // namespace memento

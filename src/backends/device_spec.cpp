@@ -22,7 +22,8 @@ using text::setting;
 using text::trim;
 
 constexpr std::string_view kDeviceForms =
-    "host, host:CAPACITY (e.g. host:16GiB), sim:PROFILE, cuda (device 0) or cuda:N "
+    "host, host:CAPACITY (e.g. host:16GiB), sim:PROFILE, sim:PATH.json (a profile from "
+    "`memento calibrate`), cuda (device 0) or cuda:N "
     "(N a device index >= 0)";
 
 std::string profile_names() {
@@ -75,6 +76,14 @@ DeviceSpec parse_device(std::string_view text, std::string_view what) {
   } else if (kind == "sim") {
     spec.kind = BackendKind::sim;
     if (!has_arg) fail("sim needs a profile, sim:PROFILE");
+    if (arg.ends_with(".json")) {
+      try {
+        spec.profile = find_device_profile(arg).name;
+      } catch (const ConfigError& e) {
+        rethrow_with(e, fmt::format("in {} (sim:PROFILE.json)", setting(what, text)));
+      }
+      return spec;
+    }
     try {
       spec.profile = find_device_profile(arg).name;
     } catch (const ConfigError&) {

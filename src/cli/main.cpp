@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "cli/calibrate_cmd.hpp"
 #include "cli/compare.hpp"
 #include "cli/demo.hpp"
 #include "cli/environment.hpp"
@@ -144,6 +145,9 @@ int main(int argc, char** argv) {
   cli::ReplayCliOptions replay;
   CLI::App* replay_cmd = cli::add_replay_command(app, replay);
 
+  cli::CalibrateCliOptions calibrate;
+  CLI::App* calibrate_cmd = cli::add_calibrate_command(app, calibrate);
+
   CLI11_PARSE(app, argc, argv);
   try {
     log::set_level(log::level_from_env());  // first: it decides how errors below are shown
@@ -183,6 +187,7 @@ int main(int argc, char** argv) {
                          replay.sources);
       return cli::run_replay_command(replay);
     }
+    if (*calibrate_cmd) return cli::run_calibrate_command(calibrate);
     if (*demo_cmd) {
       apply_env_defaults(*demo_cmd, config, {.device = &demo.device, .budget = &demo.budget},
                          demo.sources);

@@ -9,6 +9,7 @@
 #include <system_error>
 #include <utility>
 
+#include "common/files.hpp"
 #include "memento/error.hpp"
 #include "nn/tape.hpp"
 
@@ -146,26 +147,7 @@ void TraceRecorder::release(TraceRef ref) {
 }
 
 void TraceRecorder::write(const std::filesystem::path& path) const {
-  namespace fs = std::filesystem;
-  const fs::path tmp = fs::path(path).concat(".tmp");
-  const auto fail = [&](std::string_view step, int err) {
-    std::error_code ignored;
-    fs::remove(tmp, ignored);
-    MEMENTO_FAIL(Error, fmt::format("cannot write the operator trace \"{}\": {} \"{}\": {}",
-                                    path.string(), step, tmp.string(),
-                                    std::error_code(err, std::generic_category()).message()));
-  };
-  {
-    errno = 0;
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) fail("cannot create the temporary file", errno);
-    out.write(text_.data(), static_cast<std::streamsize>(text_.size()));
-    out.close();
-    if (!out) fail("cannot write the temporary file", errno);
-  }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) fail("cannot rename the temporary file", ec.value());
+  files::write_atomically(path, text_, "operator trace");
 }
 
 // ---- the Tape's side: what it reports, kept beside the format it reports in -------------

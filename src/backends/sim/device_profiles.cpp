@@ -110,7 +110,10 @@ const std::array<DeviceProfile, 6>& profiles() noexcept {
 
 std::span<const DeviceProfile> device_profiles() noexcept { return profiles(); }
 
+const DeviceProfile& loaded_device_profile(std::string_view path);  // profile_file.cpp
+
 const DeviceProfile& find_device_profile(std::string_view name) {
+  if (name.ends_with(".json")) return loaded_device_profile(name);
   for (const DeviceProfile& profile : profiles()) {
     if (profile.name == name) return profile;
   }
@@ -120,7 +123,8 @@ const DeviceProfile& find_device_profile(std::string_view name) {
     known += profile.name;
   }
   MEMENTO_FAIL(ConfigError, "unknown device profile '" + std::string(name) +
-                                "'; known profiles (exact, lower case): " + known);
+                                "'; known profiles (exact, lower case): " + known +
+                                "; or a profile file PATH.json from `memento calibrate`");
 }
 
 }  // namespace memento

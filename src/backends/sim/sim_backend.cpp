@@ -13,10 +13,15 @@
 //   in-order queues: an op issued later never starts earlier on the same engine, even when
 //   the engine is idle in a gap (real hardware can sometimes fill such gaps; the sim is
 //   pessimistic there).
-// - Kernel duration is the roofline max(flops / rate, bytes / hbm_bandwidth) with rate the
-//   tensor-core rate when cost.tensor_cores, the FP32 vector rate otherwise, or exactly
-//   cost.seconds when the kernel carries a measured duration (a replayed log). A zero-cost
-//   kernel takes no device time (only the launch latency on the host).
+// - Kernel duration is DeviceProfile::kernel_seconds: on a datasheet profile the roofline
+//   max(flops / rate, bytes / hbm_bandwidth) with rate the tensor-core rate when
+//   cost.tensor_cores, the FP32 vector rate otherwise, or exactly cost.seconds when the
+//   kernel carries a measured duration (a replayed log). A calibrated profile (memento
+//   calibrate) adds measured kernels, per-name efficiencies and a per-kernel overhead. A
+//   zero-cost kernel takes no device time (only the launch latency on the host).
+// - A calibrated profile whose copies did not overlap kernels (copy_overlap < 0.5, a CPU
+//   "device" with few cores) also runs h2d/d2h copies on the compute engine; and segment
+//   allocation and release cost the host what they measured (cudaMalloc blocks).
 // - Copy duration: h2d and d2h bytes / the link bandwidth of that direction; d2d runs on the
 //   compute engine (a copy kernel reads and writes: 2 * bytes / hbm_bandwidth); h2h is a
 //   host memcpy at hbm speed on no engine (ordered by its stream only). A zero-byte copy is
@@ -101,10 +106,19 @@ const DeviceProfile& checked(const DeviceProfile& profile) {
   field(profile.hbm_bandwidth, "hbm_bandwidth");
   field(profile.h2d_bandwidth, "h2d_bandwidth");
   field(profile.d2h_bandwidth, "d2h_bandwidth");
-  MEMENTO_EXPECTS(std::isfinite(profile.launch_latency) && profile.launch_latency >= 0,
-                  fmt::format("device profile '{}': launch_latency is {}; it must be finite "
-                              "seconds >= 0",
-                              profile.name, profile.launch_latency),
+  const auto seconds = [&](double value, const char* name) {
+    MEMENTO_EXPECTS(std::isfinite(value) && value >= 0,
+                    fmt::format("device profile '{}': {} is {}; it must be finite seconds >= 0",
+                                profile.name, name, value),
+                    ConfigError);
+  };
+  seconds(profile.launch_latency, "launch_latency");
+  seconds(profile.kernel_overhead, "kernel_overhead");
+  seconds(profile.segment_allocate_seconds, "segment_allocate_seconds");
+  seconds(profile.segment_free_seconds, "segment_free_seconds");
+  MEMENTO_EXPECTS(profile.copy_overlap >= 0 && profile.copy_overlap <= 1,
+                  fmt::format("device profile '{}': copy_overlap is {}; accepted: 0 to 1",
+                              profile.name, profile.copy_overlap),
                   ConfigError);
   return profile;
 }
@@ -139,6 +153,7 @@ void* SimBackend::allocate_segment(std::size_t bytes) {
   if (base == 0) return nullptr;
   device_.live.emplace(base, bytes);
   device_.live_bytes += bytes;
+  host_time_ += profile_.segment_allocate_seconds;  // cudaMalloc blocks the host
   return reinterpret_cast<void*>(base);
 }
 
@@ -159,6 +174,7 @@ void SimBackend::free_segment(void* ptr, std::size_t bytes) noexcept {
   }
   device_.live_bytes -= it->second;
   device_.live.erase(it);
+  host_time_ += profile_.segment_free_seconds;
 }
 
 std::size_t SimBackend::segment_bytes() const noexcept {
@@ -333,13 +349,15 @@ double SimBackend::event_time(Event event) const {
 
 // ---- work ------------------------------------------------------------------------------
 
-void SimBackend::issue_locked(Stream stream, double* engine, double duration) {
+void SimBackend::issue_locked(Stream stream, double* engine, double duration, bool shares_compute) {
   double& tail = tail_locked(stream);
   host_time_ += profile_.launch_latency;
   double start = std::max(tail, host_time_);
   if (engine != nullptr) start = std::max(start, *engine);
+  if (shares_compute) start = std::max(start, compute_engine_);
   tail = start + duration;
   if (engine != nullptr) *engine = tail;
+  if (shares_compute) compute_engine_ = tail;
 }
 
 void SimBackend::check_device_range_locked(const void* ptr, std::size_t bytes,
@@ -373,10 +391,12 @@ void SimBackend::copy_async(void* dst, const void* src, std::size_t bytes, CopyK
   const double b = static_cast<double>(bytes);
   switch (kind) {
     case CopyKind::host_to_device:
-      issue_locked(stream, &h2d_engine_, b / profile_.h2d_bandwidth);
+      issue_locked(stream, &h2d_engine_, b / profile_.h2d_bandwidth,
+                   profile_.copies_serialize_with_kernels());
       return;
     case CopyKind::device_to_host:
-      issue_locked(stream, &d2h_engine_, b / profile_.d2h_bandwidth);
+      issue_locked(stream, &d2h_engine_, b / profile_.d2h_bandwidth,
+                   profile_.copies_serialize_with_kernels());
       return;
     case CopyKind::device_to_device:
       issue_locked(stream, &compute_engine_, 2 * b / profile_.hbm_bandwidth);
@@ -401,8 +421,7 @@ void SimBackend::launch(Stream stream, Kernel kernel) {
   MEMENTO_EXPECTS(!cost.seconds || (std::isfinite(*cost.seconds) && *cost.seconds >= 0),
                   fmt::format("launch '{}': explicit duration {} s; accepted: finite and >= 0",
                               kernel.name, cost.seconds.value_or(0)));
-  const double duration =
-      roofline_seconds(cost, profile_.matrix_flops, profile_.vector_flops, profile_.hbm_bandwidth);
+  const double duration = profile_.kernel_seconds(kernel.name, cost);
   std::lock_guard lock(mutex_);
   issue_locked(stream, &compute_engine_, duration);
   ++kernels_launched_;

@@ -85,7 +85,8 @@ class SimBackend final : public Backend {
   void check_device_range_locked(const void* ptr, std::size_t bytes, const char* what) const;
   // Issues one operation of `duration` seconds on `stream`, serialized on `engine` when
   // non-null: charges the launch latency to the host and advances stream and engine tails.
-  void issue_locked(Stream stream, double* engine, double duration);
+  // With `shares_compute` it also waits for, and occupies, the compute engine.
+  void issue_locked(Stream stream, double* engine, double duration, bool shares_compute = false);
 
   const DeviceProfile profile_;
   const DeviceInfo info_;

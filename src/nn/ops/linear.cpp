@@ -22,7 +22,7 @@ class Linear final : public NnOp {
             dtype_ == DType::bf16};
   }
   Kernel make_kernel(std::span<const Storage> in, Storage out, const RngState&) const override {
-    Kernel k = detail::kernel("linear", cost({}, 0), dtype_,
+    Kernel k = detail::kernel(name(), cost({}, 0), dtype_,
                               [in = detail::copy(in), out, N = N_, C = C_, OC = OC_, bias = bias_] {
                                 cpu::matmul_forward(f(out), f(in[0]), f(in[1]),
                                                     bias ? f(in[2]) : nullptr, N, C, OC);
@@ -47,7 +47,7 @@ class Linear final : public NnOp {
     c.flops *= 2;
     c.bytes *= 2;
     Kernel k =
-        detail::kernel("linear backward", c, dtype_,
+        detail::kernel(name() + " backward", c, dtype_,
                        [in = detail::copy(in), din = detail::copy(din), dout, N = N_, C = C_,
                         OC = OC_, bias = bias_] {
                          cpu::matmul_backward(f(din[0]), f(din[1]), bias ? f(din[2]) : nullptr,

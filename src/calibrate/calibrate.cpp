@@ -1,0 +1,211 @@
+// measure_device: the probes `memento calibrate --device host|cuda` runs.
+#include "calibrate/calibrate.hpp"
+
+#include <fmt/chrono.h>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <ctime>
+#include <vector>
+
+#include "calibrate/kernel_table.hpp"
+#include "memento/error.hpp"
+#include "nn/kernels/cpu/kernels_cpu.hpp"
+#include "nn/ops/ops.hpp"
+
+namespace memento::calibrate {
+namespace {
+
+void say(const CalibrateOptions& o, const std::string& line) {
+  if (o.progress) o.progress(line);
+}
+
+// Seconds `work` takes from its issue to its stream's completion, median of `repeats`.
+template <class Work>
+double timed(Backend& b, Stream s, int repeats, Work&& work) {
+  std::vector<double> t;
+  for (int i = 0; i < repeats; ++i) {
+    b.synchronize_all();
+    const double start = b.now();
+    work();
+    b.synchronize(s);
+    t.push_back(b.now() - start);
+  }
+  return median(std::move(t));
+}
+
+Kernel empty_kernel() {
+  Kernel k;
+  k.name = "empty";
+  k.host = [] {};
+  k.cuda = [](void*) {};
+  return k;
+}
+
+// Device memory of `bytes`, zeroed through a copy from a zeroed pinned buffer (uninitialised
+// floats could be NaNs or denormals, which are slow on a CPU).
+struct Buffers {
+  Backend& b;
+  std::size_t bytes;
+  void* host = nullptr;
+  std::vector<void*> device;
+  Buffers(Backend& backend, std::size_t n, int count) : b(backend), bytes(n) {
+    host = b.allocate_pinned(bytes, b.info().numa_node);
+    MEMENTO_EXPECTS(host != nullptr, fmt::format("calibrate: no {} bytes of pinned memory", bytes),
+                    OutOfMemory);
+    std::memset(host, 0, bytes);
+    for (int i = 0; i < count; ++i) {
+      void* d = b.allocate_segment(bytes);
+      MEMENTO_EXPECTS(d != nullptr, fmt::format("calibrate: no {} bytes of device memory", bytes),
+                      OutOfMemory);
+      device.push_back(d);
+      b.copy_async(d, host, bytes, CopyKind::host_to_device, Backend::default_stream());
+    }
+    b.synchronize_all();
+  }
+  ~Buffers() {
+    try {
+      b.synchronize_all();
+    } catch (const std::exception&) {
+      // Teardown of a probe: the error reached the caller already.
+    }
+    for (void* d : device) b.free_segment(d, bytes);
+    b.free_pinned(host, bytes);
+  }
+  Buffers(const Buffers&) = delete;
+  Buffers& operator=(const Buffers&) = delete;
+};
+
+void measure_links(Backend& b, const CalibrateOptions& o, double round_trip, DeviceProfile& p) {
+  Buffers buf(b, o.copy_bytes, 2);
+  const Stream s = b.create_stream();
+  const double n = static_cast<double>(o.copy_bytes);
+  const auto copy = [&](CopyKind kind) {
+    void* dst = kind == CopyKind::device_to_host ? buf.host : buf.device[0];
+    const void* src = kind == CopyKind::host_to_device ? buf.host : buf.device[1];
+    return std::max(1e-9, timed(b, s, o.repeats, [&] {
+                            b.copy_async(dst, src, o.copy_bytes, kind, s);
+                          }) - round_trip);
+  };
+  p.h2d_bandwidth = n / copy(CopyKind::host_to_device);
+  p.d2h_bandwidth = n / copy(CopyKind::device_to_host);
+  p.hbm_bandwidth = 2 * n / copy(CopyKind::device_to_device);  // reads and writes
+  say(o, fmt::format("links: h2d {:.1f} GB/s, d2h {:.1f} GB/s; device memory copy {:.1f} GB/s",
+                     p.h2d_bandwidth / 1e9, p.d2h_bandwidth / 1e9, p.hbm_bandwidth / 1e9));
+
+  // Overlap: square matrix products on the compute stream against a d2h copy of about the
+  // same length on another stream, alone and together.
+  const int side = 512;
+  const nn::DType dtype = b.info().supports_bf16 ? nn::DType::bf16 : nn::DType::f32;
+  const std::size_t mat = static_cast<std::size_t>(side) * side * nn::dtype_bytes(dtype);
+  Buffers m(b, mat, 3);
+  const nn::OpPtr op = nn::make_linear(side, side, side, false, dtype);
+  const Storage in[2] = {{m.device[0], mat}, {m.device[1], mat}};
+  const Kernel gemm = op->make_kernel(in, {m.device[2], mat}, RngState{});
+  const Stream compute = Backend::default_stream();
+  const double one = timed(b, compute, o.repeats, [&] { b.launch(compute, gemm); });
+  const double t_copy = copy(CopyKind::device_to_host);
+  const int count = std::clamp(static_cast<int>(t_copy / std::max(one, 1e-9)), 1, 10000);
+  const auto gemms = [&] {
+    for (int i = 0; i < count; ++i) b.launch(compute, gemm);
+  };
+  const double t_kernels = timed(b, compute, o.repeats, gemms);
+  const double t_both = timed(b, s, o.repeats, [&] {
+    gemms();
+    b.copy_async(buf.host, buf.device[1], o.copy_bytes, CopyKind::device_to_host, s);
+    b.synchronize(compute);
+  });
+  const double hidden = t_kernels + t_copy - t_both;
+  p.copy_overlap = std::clamp(hidden / std::min(t_kernels, t_copy), 0.0, 1.0);
+  say(o, fmt::format("overlap: {} matrix products {:.2f} ms, copy {:.2f} ms, together {:.2f} ms: "
+                     "{:.0f}% of the shorter hidden",
+                     count, t_kernels * 1e3, t_copy * 1e3, t_both * 1e3, p.copy_overlap * 100));
+}
+
+void measure_allocation(Backend& b, const CalibrateOptions& o, DeviceProfile& p) {
+  std::vector<double> alloc, release;
+  for (int i = 0; i < o.repeats; ++i) {
+    const double t0 = b.now();
+    void* d = b.allocate_segment(o.copy_bytes);
+    const double t1 = b.now();
+    MEMENTO_EXPECTS(d != nullptr, "calibrate: the device refused a segment", OutOfMemory);
+    b.free_segment(d, o.copy_bytes);
+    alloc.push_back(t1 - t0);
+    release.push_back(b.now() - t1);
+  }
+  p.segment_allocate_seconds = median(alloc);
+  p.segment_free_seconds = median(release);
+}
+
+// Bytes/s of the CPU AdamW update: the traffic the host optimizer's model charges (read
+// p, g, m, v and write p, m, v in fp32, then the parameter in fp32).
+double host_adamw_bandwidth(int repeats) {
+  const std::size_t n = std::size_t{1} << 22;
+  std::vector<float> p(n, 0.5f), g(n, 0.01f), m(n, 0.0f), v(n, 0.0f);
+  std::vector<double> t;
+  for (int i = 0; i < repeats; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    nn::cpu::adamw_update(p.data(), g.data(), m.data(), v.data(), n, 1e-3f, 0.9f, 0.95f, 1e-8f,
+                          0.0f, i + 1);
+    t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  return 8.0 * sizeof(float) * static_cast<double>(n) / median(std::move(t));
+}
+
+std::string today() {
+  const std::time_t now = std::time(nullptr);
+  return fmt::format("{:%Y-%m-%d}", fmt::gmtime(now));
+}
+
+}  // namespace
+
+DeviceProfile measure_device(Backend& b, const CalibrateOptions& o) {
+  const DeviceInfo& info = b.info();
+  MEMENTO_EXPECTS(info.executes_kernels && !info.virtual_clock,
+                  fmt::format("calibrate measures a real device; {} is a model (accepted: host, "
+                              "cuda[:N])",
+                              info.name),
+                  ConfigError);
+  MEMENTO_EXPECTS(o.steps >= 2 && o.repeats >= 1,
+                  fmt::format("calibrate: {} steps and {} repeats; accepted: steps >= 2 (the first "
+                              "is start-up), repeats >= 1",
+                              o.steps, o.repeats),
+                  ConfigError);
+  DeviceProfile p;
+  p.name = info.name;
+  p.description = info.name;
+  p.capacity = info.capacity;
+  p.source = fmt::format("measured by memento calibrate on {} ({}), workload {} batch {} seq {}",
+                         info.name, today(), o.model.name, o.model.batch, o.model.seq);
+  const Stream compute = Backend::default_stream();
+  const double round_trip =
+      timed(b, compute, 5 * o.repeats, [&] { b.launch(compute, empty_kernel()); });
+  say(o, fmt::format("empty kernel round trip {:.1f} us", round_trip * 1e6));
+  measure_links(b, o, round_trip, p);
+  measure_allocation(b, o, p);
+  say(o, fmt::format("segments: allocate {:.1f} us, free {:.1f} us",
+                     p.segment_allocate_seconds * 1e6, p.segment_free_seconds * 1e6));
+
+  say(o, fmt::format("kernels: {} steps of {} (batch {}, seq {}), one kernel at a time", o.steps,
+                     o.model.name, o.model.batch, o.model.seq));
+  const std::vector<KernelSample> samples = time_training(b, o.model, o.steps, o.seed, true);
+  std::vector<double> issue;
+  for (const KernelSample& s : samples) issue.push_back(s.issue_seconds);
+  p.launch_latency = median(std::move(issue));
+  p.kernels = median_kernels(samples, round_trip);
+  // Starting points for the fit: the backend's own rates where it states them.
+  p.matrix_flops = info.matrix_flops > 0 ? info.matrix_flops : 1e11;
+  p.vector_flops = info.vector_flops > 0 ? info.vector_flops : 1e11;
+  fit_rates(p);
+  if (!info.supports_bf16) p.matrix_flops = p.vector_flops;  // no tensor cores to fit
+  p.host_optimizer_bandwidth = host_adamw_bandwidth(o.repeats);
+  say(o, fmt::format("{} distinct kernels; fitted rates: matrix {:.2f} TFLOP/s, vector {:.2f} "
+                     "TFLOP/s; launch {:.1f} us; host AdamW {:.1f} GB/s",
+                     p.kernels.size(), p.matrix_flops / 1e12, p.vector_flops / 1e12,
+                     p.launch_latency * 1e6, p.host_optimizer_bandwidth / 1e9));
+  return p;
+}
+
+}  // namespace memento::calibrate

@@ -1,0 +1,143 @@
+// Device profile files: the round trip, what a malformed file is told, `sim:PATH.json`, and
+// the duration formula a calibrated profile adds to the datasheet's roofline.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "../cli/temp_dir_test.hpp"
+#include "backends/sim/sim_backend.hpp"
+#include "memento/device_profile.hpp"
+#include "memento/device_spec.hpp"
+#include "memento/error.hpp"
+
+namespace memento {
+namespace {
+
+using ProfileFile = cli::testing::TempDirTest;
+
+DeviceProfile measured() {
+  DeviceProfile p = find_device_profile("h100-sxm");
+  p.source = "a test";
+  p.kernel_overhead = 2e-6;
+  p.segment_allocate_seconds = 70e-6;
+  p.segment_free_seconds = 50e-6;
+  p.copy_overlap = 0.25;
+  p.host_optimizer_bandwidth = 20e9;
+  p.kernels = {{"linear 8x8x8", 1024, 768, true, 3e-6, 12}};
+  p.efficiencies = {{"linear 8x8x8", 0.5}, {"layernorm", 0.25}};
+  return p;
+}
+
+void write_text(const std::filesystem::path& path, const std::string& text) {
+  std::ofstream(path) << text;
+}
+
+TEST_F(ProfileFile, RoundTripsEveryField) {
+  std::filesystem::create_directories(dir_);
+  const DeviceProfile p = measured();
+  const auto path = dir_ / "p.json";
+  write_device_profile(p, path);
+  const DeviceProfile q = read_device_profile(path);
+  EXPECT_EQ(device_profile_json(q), device_profile_json(p));
+  EXPECT_EQ(q.kernels.at(0).name, "linear 8x8x8");
+  EXPECT_EQ(q.kernels.at(0).samples, 12u);
+  EXPECT_EQ(q.efficiencies.size(), 2u);
+  EXPECT_DOUBLE_EQ(q.copy_overlap, 0.25);
+}
+
+TEST_F(ProfileFile, SimDeviceNamesTheFile) {
+  std::filesystem::create_directories(dir_);
+  const auto path = (dir_ / "gpu.json").string();
+  write_device_profile(measured(), path);
+  const DeviceSpec spec = parse_device("sim:" + path, "--device");
+  EXPECT_EQ(spec.kind, BackendKind::sim);
+  EXPECT_EQ(spec.to_string(), "sim:" + path);
+  EXPECT_EQ(find_device_profile(spec.profile).segment_allocate_seconds, 70e-6);
+}
+
+TEST_F(ProfileFile, MalformedFilesAreNamedWithWhatIsWrong) {
+  std::filesystem::create_directories(dir_);
+  const auto expect_error = [&](const std::string& text, const std::string& says) {
+    const auto path = dir_ / "bad.json";
+    write_text(path, text);
+    try {
+      (void)read_device_profile(path);
+      ADD_FAILURE() << "accepted: " << text;
+    } catch (const ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find(path.string()), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(says), std::string::npos) << e.what();
+    }
+  };
+  expect_error("{", "not JSON");
+  expect_error("{\"name\": \"x\"}", "memento calibrate");
+  expect_error("{\"memento_device_profile\": 2}", "version 2");
+  std::string good = device_profile_json(measured());
+  std::string negative = good;
+  negative.replace(negative.find("\"matrix_flops\": ") + 16, 1, "-");
+  expect_error(negative, "matrix_flops");
+  std::string overlap = good;
+  overlap.replace(overlap.find("\"copy_overlap\": 0.25"), 20, "\"copy_overlap\": 1.5");
+  expect_error(overlap, "copy_overlap");
+  EXPECT_THROW((void)parse_device("sim:" + (dir_ / "missing.json").string(), "--device"),
+               ConfigError);
+  try {
+    (void)parse_device("sim:" + (dir_ / "missing.json").string(), "--device");
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("cannot read the device profile"), std::string::npos)
+        << e.what();
+  }
+}
+
+TEST(KernelSeconds, DatasheetProfilesAreTheRoofline) {
+  const DeviceProfile& p = find_device_profile("a100-40gb");
+  const KernelCost cost{1e12, 1e9, true};
+  EXPECT_DOUBLE_EQ(p.kernel_seconds("linear", cost),
+                   roofline_seconds(cost, p.matrix_flops, p.vector_flops, p.hbm_bandwidth));
+  EXPECT_EQ(p.source, "datasheet");
+}
+
+TEST(KernelSeconds, TableThenEfficiencyThenForwardsEfficiency) {
+  const DeviceProfile p = measured();
+  const KernelCost same{1024, 768, true};
+  EXPECT_DOUBLE_EQ(p.kernel_seconds("linear 8x8x8", same), 3e-6);  // measured
+  const KernelCost other{1e12, 1e6, true};
+  const double roof = roofline_seconds(other, p.matrix_flops, p.vector_flops, p.hbm_bandwidth);
+  EXPECT_DOUBLE_EQ(p.kernel_seconds("linear 8x8x8", other), roof / 0.5 + 2e-6);
+  EXPECT_DOUBLE_EQ(p.kernel_seconds("linear 8x8x8 backward", other), roof / 0.5 + 2e-6);
+  EXPECT_DOUBLE_EQ(p.kernel_seconds("gelu", other), roof + 2e-6);
+  KernelCost fixed = other;
+  fixed.seconds = 1.5;
+  EXPECT_DOUBLE_EQ(p.kernel_seconds("linear 8x8x8", fixed), 1.5);
+  EXPECT_DOUBLE_EQ(p.kernel_seconds("empty", {}), 0.0);
+}
+
+TEST(SimWithProfile, ChargesAllocationAndSerialisesCopiesThatDoNotOverlap) {
+  DeviceProfile p = measured();
+  SimBackend sim(p);
+  void* d = sim.allocate_segment(1 << 20);
+  EXPECT_NEAR(sim.now(), 70e-6, 1e-12);
+  const Stream copies = sim.create_stream();
+  Kernel k;
+  k.name = "long";
+  k.cost = KernelCost{0, 0};
+  k.cost.seconds = 1e-3;
+  sim.launch(Backend::default_stream(), k);
+  void* h = sim.allocate_pinned(1 << 20, -1);
+  sim.copy_async(h, d, 1 << 20, CopyKind::device_to_host, copies);
+  // copy_overlap 0.25: the copy waits for the kernel on the compute engine.
+  EXPECT_GT(sim.stream_time(copies), 1e-3);
+  p.copy_overlap = 1;
+  SimBackend overlapping(p);
+  void* d2 = overlapping.allocate_segment(1 << 20);
+  const Stream c2 = overlapping.create_stream();
+  overlapping.launch(Backend::default_stream(), k);
+  void* h2 = overlapping.allocate_pinned(1 << 20, -1);
+  overlapping.copy_async(h2, d2, 1 << 20, CopyKind::device_to_host, c2);
+  EXPECT_LT(overlapping.stream_time(c2), 1e-3);
+  sim.free_segment(d, 1 << 20);
+  EXPECT_NEAR(sim.now() - 70e-6, 50e-6 + 2 * p.launch_latency, 1e-9);
+}
+
+}  // namespace
+}  // namespace memento
