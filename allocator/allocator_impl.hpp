@@ -104,7 +104,6 @@ class CachingAllocator::Impl {
   FreeSet large_free_;
   detail::LiveSet live_;
   std::vector<std::unique_ptr<Segment>> segments_;
-  std::uint64_t segment_serial_ = 0;  // numbers segments in allocation order
   std::vector<std::unique_ptr<Block>> storage_;
   std::vector<Block*> spare_blocks_;
   detail::StreamFences fences_;

@@ -21,8 +21,7 @@ struct Segment {
   char* base = nullptr;
   std::size_t size = 0;
   bool small = false;
-  std::uint64_t serial = 0;  // allocation order: see FreeOrder
-  Block* first = nullptr;    // lowest-address block; it survives every coalesce
+  Block* first = nullptr;  // lowest-address block; it survives every coalesce
 };
 
 struct Block {
@@ -41,16 +40,11 @@ struct Block {
   LiveHook live_hook;
 };
 
-/// Free blocks ordered by (stream, size, segment, address): lower_bound({s, n}) is the
-/// best fit. Among equal fits the oldest segment wins, then the lowest address in it, rather
-/// than the lowest address overall: where the backend places segments (the host's mmap hands
-/// out addresses downwards, cudaMalloc its own way, sim upwards) must not decide which block
-/// is reused, or the same program fragments differently, and evicts differently, on each.
+/// Free blocks ordered by (stream, size, address): lower_bound({s, n}) is the best fit.
 struct FreeOrder {
   bool operator()(const Block& a, const Block& b) const noexcept {
     if (a.stream.id != b.stream.id) return a.stream.id < b.stream.id;
     if (a.size != b.size) return a.size < b.size;
-    if (a.segment != b.segment) return a.segment->serial < b.segment->serial;
     return a.ptr < b.ptr;
   }
 };

@@ -253,7 +253,6 @@ CachingAllocator::Impl::Block* CachingAllocator::Impl::grow(std::size_t size, St
     void* base = backend_.allocate_segment(seg_size);
     if (base == nullptr) continue;
     auto seg = std::make_unique<Segment>();
-    seg->serial = ++segment_serial_;
     seg->base = static_cast<char*>(base);
     seg->size = seg_size;
     seg->small = small;
