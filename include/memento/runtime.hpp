@@ -27,6 +27,7 @@ namespace memento {
 class TensorRegistry;
 struct TensorDesc;
 class ChromeTrace;
+class KernelTimer;
 struct TrackedTensor;
 struct StepGraph;
 struct StepPlan;
@@ -64,6 +65,17 @@ struct StepStats {
   std::size_t unplanned_evicted_bytes = 0;
 };
 
+/// The part of a step a kernel belongs to, for the trace's device spans.
+enum class KernelPhase { forward, backward, recompute, optimizer, other };
+/// "forward", "backward", "recompute", "optimizer", "other".
+const char* to_string(KernelPhase phase) noexcept;
+
+/// What Runtime::launch's caller knows about a kernel, for the trace (nothing else reads it).
+struct LaunchTag {
+  KernelPhase phase = KernelPhase::other;
+  std::string_view op{};  ///< the op whose backward (say) this is; empty: none
+};
+
 struct RuntimeOptions {
   /// Rates that turn an op's cost into the seconds policies weigh, with the roofline the
   /// sim backend uses. 0: the backend's DeviceInfo; where that is unknown too (host, cuda),
@@ -80,8 +92,10 @@ struct RuntimeOptions {
   /// order), so the copy overlaps compute instead of stalling the allocation that needs it.
   bool early_offload = true;
   /// Where to write a Chrome trace (Perfetto) of compute, recompute, evictions, copies and
-  /// device memory, on the backend clock (virtual on sim). Empty: no trace. The runtime
-  /// reads no environment: entry points pass MEMENTO_TRACE here (see config.hpp).
+  /// device memory, on the backend clock (virtual on sim), and every kernel launched
+  /// through the runtime as a span of its device time (docs/DESIGN.md, "Trace"). Empty: no
+  /// trace. The runtime reads no environment: entry points pass MEMENTO_TRACE here (see
+  /// config.hpp).
   std::string trace_file{};
   /// The prefetcher keeps at most this many bytes of copies back in flight ahead of use.
   std::size_t prefetch_lookahead_bytes = std::size_t{1} << 30;
@@ -113,8 +127,9 @@ class Runtime {
 
   /// Launches a kernel that is not an op with a recipe (a backward, an optimizer update) on
   /// `stream`. On the compute stream its modelled time counts in the step's timeline, which
-  /// the prefetcher and the budget-only path's plan time copies against.
-  void launch(Stream stream, Kernel kernel);
+  /// the prefetcher and the budget-only path's plan time copies against. `tag` names it in
+  /// the trace.
+  void launch(Stream stream, Kernel kernel, LaunchTag tag = {});
 
   /// Pins the tensor and returns its device storage, bringing it back first if it was
   /// evicted (waits for or issues copies, or recomputes it). Pair with release().
@@ -178,9 +193,17 @@ class Runtime {
   [[nodiscard]] bool tracks(TensorId id) const;
   [[nodiscard]] RuntimeCounters counters() const;
   [[nodiscard]] Stream compute_stream() const noexcept { return compute_; }
-  /// Writes the trace file now (it is also written when the runtime is destroyed); a no-op
-  /// without a trace. memento::Error when the file cannot be written.
+  /// Writes the trace file now (it is also written when the runtime is destroyed), with the
+  /// device spans of the kernels that have completed; a no-op without a trace.
+  /// memento::Error when the file cannot be written.
   void flush_trace();
+  /// Whether the runtime writes a trace.
+  [[nodiscard]] bool tracing() const noexcept { return trace_ != nullptr; }
+  /// A span of host work done outside the runtime (a CPU optimizer step) from `start` (on
+  /// the backend clock, Backend::now()) to now, on the trace's track `track`, category
+  /// `category`. A no-op without a trace.
+  void trace_host_span(std::string_view name, std::string_view category, std::string_view track,
+                       double start);
 
  private:
   struct Copy {  // an in-flight copy
@@ -193,7 +216,7 @@ class Runtime {
   };
   /// Launches `op` on the compute stream over resident, pinned `inputs` into a new block.
   OpRun run_op(const Op& op, const std::vector<TensorId>& inputs, std::size_t output_bytes,
-               const RngState& rng);
+               const RngState& rng, KernelPhase phase);
   /// Registers a new tensor, numbering it within the current step.
   TensorId track(TensorDesc desc, void* device);
   std::size_t on_pressure(std::size_t bytes_needed);
@@ -239,6 +262,11 @@ class Runtime {
   void end_planned_step(StepStats& stats);
   void make_plan(const StepGraph& graph);
   void forget_measured_plans();
+  /// Launches `kernel` on the backend, timed for the trace when tracing.
+  void launch_traced(Stream stream, Kernel kernel, LaunchTag tag);
+  /// Emits the device spans of the kernels that have completed; with `idle`, every stream
+  /// is idle (after a synchronize).
+  void resolve_kernel_spans(bool idle);
   /// Trace hooks: no-ops without a trace.
   void trace_span(const char* category, std::string_view name, double start, TensorId id,
                   std::size_t bytes);
@@ -263,6 +291,7 @@ class Runtime {
   RuntimeCounters counters_;
   int handler_id_ = 0;
   std::unique_ptr<ChromeTrace> trace_;
+  std::unique_ptr<KernelTimer> kernel_timer_;  // with trace_: device spans of kernels
   std::size_t steps_ = 0;
 
   // Step state and the prefetcher. Keys are creation ordinals within a step.

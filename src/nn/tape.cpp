@@ -122,7 +122,7 @@ void* Tape::zeroed_block(std::size_t bytes) {
   Kernel zero = zero_kernel({p, bytes});
   // Recorded as part of the backward call that accumulates into it.
   if (recorder_ != nullptr) recorder_->charge(zero.cost);
-  rt_.launch(rt_.compute_stream(), std::move(zero));
+  rt_.launch(rt_.compute_stream(), std::move(zero), {KernelPhase::backward});
   return p;
 }
 
@@ -159,7 +159,7 @@ void Tape::backward(TensorId loss, float scale) {
     const TraceResult result{TraceRef::of(seed.data), loss_bytes, 'g'};
     recorder_->call("fill", {}, {&result, 1}, fill.cost);
   }
-  rt_.launch(s, std::move(fill));
+  rt_.launch(s, std::move(fill), {KernelPhase::backward});
   grads[loss] = seed;
   // The forward is over: what no backward reads goes now.
   std::vector<TensorId> unread;
@@ -251,7 +251,8 @@ void Tape::backward(TensorId loss, float scale) {
       }
       Kernel bk = op.make_backward(in, out, {g->second.data, g->second.bytes}, din, node->rng);
       if (recorder_ != nullptr) record_backward(*node, din, fresh, g->second.data, bk.cost);
-      rt_.launch(s, std::move(bk));
+      const std::string op_name = rt_.tracing() ? op.name() : std::string();
+      rt_.launch(s, std::move(bk), {KernelPhase::backward, op_name});
     } catch (...) {
       for (TensorId id : pinned) rt_.release(id);
       throw;
@@ -302,7 +303,8 @@ void Tape::zero_grads() {
       const TraceRef ref = TraceRef::of(g.data);
       recorder_->mutate("zero", {&ref, 1}, std::array<std::size_t, 1>{0}, zero.cost);
     }
-    rt_.launch(rt_.compute_stream(), std::move(zero));
+    // Parameter gradients are the backward's: their zeroing is traced as part of it.
+    rt_.launch(rt_.compute_stream(), std::move(zero), {KernelPhase::backward});
   }
 }
 

@@ -58,7 +58,9 @@ StepReport Trainer::step(bool update) {
     }
     tape_.backward(losses, 1.0f / static_cast<float>(n));
     if (update && host_) {
+      const double adamw_start = tape_.backend().now();
       host_->update(static_cast<int>(step_) + 1);
+      rt.trace_host_span("host adamw", "optimizer", "host optimizer", adamw_start);
     } else if (update) {
       adamw();
     }
@@ -89,8 +91,8 @@ void Trainer::adamw() {
       st.bytes = tape_.allocator().requested_size(grad);
       st.m = tape_.allocator().allocate(st.bytes, s);
       st.v = tape_.allocator().allocate(st.bytes, s);
-      tape_.backend().launch(s, zero_kernel({st.m, st.bytes}));
-      tape_.backend().launch(s, zero_kernel({st.v, st.bytes}));
+      tape_.runtime().launch(s, zero_kernel({st.m, st.bytes}), {KernelPhase::optimizer});
+      tape_.runtime().launch(s, zero_kernel({st.v, st.bytes}), {KernelPhase::optimizer});
       tape_.record_state("adamw state", {st.m, st.bytes});  // no-ops unless recording
       tape_.record_state("adamw state", {st.v, st.bytes});
     }
@@ -117,7 +119,7 @@ void Trainer::adamw() {
                           stream);
       };
       tape_.record_state("adamw master init", {st.master, st.bytes}, init.cost, params[i]);
-      tape_.backend().launch(s, std::move(init));
+      tape_.runtime().launch(s, std::move(init), {KernelPhase::optimizer});
     }
 #endif
     Kernel k;
@@ -153,7 +155,7 @@ void Trainer::adamw() {
     };
 #endif
     tape_.record_update("adamw", params[i], {st.m, st.v, st.master}, k.cost);
-    tape_.runtime().launch(s, std::move(k));
+    tape_.runtime().launch(s, std::move(k), {KernelPhase::optimizer});
     tape_.runtime().release(params[i]);
   }
 }

@@ -248,7 +248,7 @@ void Runtime::recompute(TensorId id) {
   for (TensorId input : recipe.inputs) registry_->pin(input);  // the allocation must not evict them
   OpRun run;
   try {
-    run = run_op(*recipe.op, recipe.inputs, t.desc.bytes, recipe.rng);
+    run = run_op(*recipe.op, recipe.inputs, t.desc.bytes, recipe.rng, KernelPhase::recompute);
   } catch (...) {
     for (TensorId input : recipe.inputs) registry_->unpin(input);
     t.state = Residency::discarded;  // back where it was: nothing was computed

@@ -8,6 +8,7 @@
 
 #include "common/log.hpp"
 #include "memento/error.hpp"
+#include "runtime/kernel_timer.hpp"
 #include "runtime/step_planner.hpp"
 #include "runtime/tensor_registry.hpp"
 #include "trace/chrome_trace.hpp"
@@ -44,6 +45,11 @@ Runtime::Runtime(Backend& backend, CachingAllocator& allocator, PinnedHostPool* 
     trace_->set_other_data("policy", policy_->name());
     trace_->set_other_data("clock",
                            info.virtual_clock ? "sim virtual host clock" : "host wall clock");
+    kernel_timer_ = std::make_unique<KernelTimer>(backend_, *trace_);
+    kernel_timer_->name_stream(compute_, "compute stream");
+    kernel_timer_->name_stream(d2h_, "d2h stream");
+    kernel_timer_->name_stream(h2d_, "h2d stream");
+    trace_->set_other_data("device_timing", kernel_timer_->method());
   }
   handler_id_ = allocator_.add_pressure_handler(
       [this](std::size_t needed, Stream) { return on_pressure(needed); });
@@ -58,10 +64,17 @@ Runtime::Runtime(Backend& backend, CachingAllocator& allocator, PinnedHostPool* 
 Runtime::~Runtime() {
   allocator_.remove_pressure_handler(handler_id_);
   allocator_.set_evictable_bytes_probe({});
+  bool idle = false;
   try {
     backend_.synchronize_all();
+    idle = true;
   } catch (const std::exception& e) {
     log::error(fmt::format("runtime teardown: {}", e.what()));
+  }
+  try {
+    resolve_kernel_spans(idle);
+  } catch (const std::exception& e) {
+    log::error(fmt::format("runtime teardown: trace: {}", e.what()));
   }
   for (auto& [id, copy] : offloads_) backend_.destroy_event(copy.done);
   for (auto& [id, copy] : prefetches_) backend_.destroy_event(copy.done);
@@ -98,7 +111,7 @@ TensorId Runtime::compute(std::shared_ptr<const Op> op, const std::vector<Tensor
     OpRun run;
     try {
       for (; used < inputs.size(); ++used) (void)use(inputs[used]);
-      run = run_op(*op, inputs, output_bytes, rng);
+      run = run_op(*op, inputs, output_bytes, rng, KernelPhase::forward);
     } catch (...) {
       for (std::size_t i = 0; i < used; ++i) release(inputs[i]);
       throw;
@@ -118,7 +131,7 @@ TensorId Runtime::compute(std::shared_ptr<const Op> op, const std::vector<Tensor
 }
 
 Runtime::OpRun Runtime::run_op(const Op& op, const std::vector<TensorId>& inputs,
-                               std::size_t output_bytes, const RngState& rng) {
+                               std::size_t output_bytes, const RngState& rng, KernelPhase phase) {
   std::vector<Storage> in;
   std::vector<std::size_t> in_bytes;
   for (TensorId id : inputs) {
@@ -128,7 +141,8 @@ Runtime::OpRun Runtime::run_op(const Op& op, const std::vector<TensorId>& inputs
   }
   void* out = allocator_.allocate(output_bytes, compute_);
   try {
-    backend_.launch(compute_, op.make_kernel(in, {out, output_bytes}, rng));
+    const std::string name = kernel_timer_ ? op.name() : std::string();
+    launch_traced(compute_, op.make_kernel(in, {out, output_bytes}, rng), {phase, name});
   } catch (...) {
     allocator_.deallocate(out);
     throw;
@@ -138,11 +152,26 @@ Runtime::OpRun Runtime::run_op(const Op& op, const std::vector<TensorId>& inputs
   return {out, cost};
 }
 
-void Runtime::launch(Stream stream, Kernel kernel) {
+void Runtime::launch(Stream stream, Kernel kernel, LaunchTag tag) {
   std::lock_guard lock(mutex_);
   const double seconds = modelled_seconds(kernel.cost);
-  guarded([&] { backend_.launch(stream, std::move(kernel)); });
+  guarded([&] { launch_traced(stream, std::move(kernel), tag); });
   if (stream == compute_) launch_work_ += seconds;
+}
+
+void Runtime::launch_traced(Stream stream, Kernel kernel, LaunchTag tag) {
+  if (!kernel_timer_) {
+    backend_.launch(stream, std::move(kernel));
+    return;
+  }
+  const KernelTimer::Launch l = kernel_timer_->prepare(kernel, stream, tag);
+  try {
+    backend_.launch(stream, std::move(kernel));
+  } catch (...) {
+    kernel_timer_->abandon(l);
+    throw;
+  }
+  kernel_timer_->launched(l);
 }
 
 double Runtime::modelled_seconds(const KernelCost& cost) const {

@@ -64,6 +64,7 @@ StepStats Runtime::end_step() {
   }
   unverified_.clear();  // everything queued so far ran without a failure
   in_step_ = false;
+  resolve_kernel_spans(true);
   StepStats s;
   s.counters = minus(counters_, step_base_);
   s.prefetches_ahead = prefetches_ahead_;

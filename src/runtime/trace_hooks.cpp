@@ -2,7 +2,10 @@
 // device memory over time, on the backend clock.
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "memento/runtime.hpp"
+#include "runtime/kernel_timer.hpp"
 #include "runtime/trace_args.hpp"
 #include "trace/chrome_trace.hpp"
 
@@ -37,9 +40,22 @@ void Runtime::trace_memory() {
   trace_->counter("device memory", now, "reserved", static_cast<double>(s.reserved.current));
 }
 
+void Runtime::trace_host_span(std::string_view name, std::string_view category,
+                              std::string_view track, double start) {
+  std::lock_guard lock(mutex_);
+  if (!trace_) return;
+  trace_->complete(name, category, track, start, std::max(0.0, backend_.now() - start));
+}
+
+void Runtime::resolve_kernel_spans(bool idle) {
+  if (kernel_timer_) kernel_timer_->resolve(idle);
+}
+
 void Runtime::flush_trace() {
   std::lock_guard lock(mutex_);
-  if (trace_) trace_->flush();
+  if (!trace_) return;
+  resolve_kernel_spans(false);
+  trace_->flush();
 }
 
 }  // namespace memento
