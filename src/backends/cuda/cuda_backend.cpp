@@ -2,9 +2,12 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
 #include <cstdint>
+#include <memory>
 #include <new>
 #include <string>
+#include <utility>
 
 #include "backends/numa.hpp"
 #include "common/cuda_try.hpp"
@@ -296,11 +299,13 @@ void CudaBackend::synchronize(Stream stream) {
   cudaStream_t handle = stream_handle(stream);
   DeviceGuard guard(device_);
   MEMENTO_CUDA_TRY(cudaStreamSynchronize(handle));
+  report_host_task_failure();
 }
 
 void CudaBackend::synchronize_all() {
   DeviceGuard guard(device_);
   MEMENTO_CUDA_TRY(cudaDeviceSynchronize());
+  report_host_task_failure();
 }
 
 Event CudaBackend::create_event() {
@@ -373,6 +378,7 @@ void CudaBackend::synchronize(Event event) {
   cudaEvent_t e = event_handle(event);
   DeviceGuard guard(device_);
   MEMENTO_CUDA_TRY(cudaEventSynchronize(e));
+  report_host_task_failure();
 }
 
 void CudaBackend::copy_async(void* dst, const void* src, std::size_t bytes, CopyKind kind,
@@ -395,6 +401,61 @@ void CudaBackend::launch(Stream stream, Kernel kernel) {
   // Launch failures (bad configuration, no image for this GPU) only show up here.
   if (cudaError_t err = cudaGetLastError(); err != cudaSuccess)
     MEMENTO_FAIL(BackendError, "kernel " + kernel.name + " failed to launch: " + error_text(err));
+}
+
+namespace {
+
+// What cudaLaunchHostFunc carries: the task and where its failure goes. Owned by the
+// callback, which deletes it.
+struct HostCall {
+  HostTask task;
+  std::shared_ptr<void> failures_keepalive;
+  std::mutex* mutex = nullptr;
+  std::string* first = nullptr;
+};
+
+void CUDART_CB run_host_call(void* data) {
+  std::unique_ptr<HostCall> call(static_cast<HostCall*>(data));
+  std::string failure;
+  try {
+    call->task.fn();
+  } catch (const std::exception& e) {
+    failure = e.what();
+  } catch (...) {
+    failure = "unknown exception";
+  }
+  if (failure.empty()) return;
+  std::lock_guard lock(*call->mutex);
+  if (call->first->empty()) *call->first = "host task " + call->task.name + ": " + failure;
+}
+
+}  // namespace
+
+void CudaBackend::launch_host(Stream stream, HostTask task) {
+  MEMENTO_EXPECTS(std::isfinite(task.seconds) && task.seconds >= 0,
+                  fmt::format("launch_host '{}': {} seconds; accepted: finite and >= 0", task.name,
+                              task.seconds),
+                  LogicError);
+  MEMENTO_EXPECTS(static_cast<bool>(task.fn),
+                  fmt::format("host task {} has no function to run", task.name));
+  cudaStream_t s = stream_handle(stream);
+  auto call = std::make_unique<HostCall>();
+  call->task = std::move(task);
+  call->failures_keepalive = host_failures_;
+  call->mutex = &host_failures_->mutex;
+  call->first = &host_failures_->first;
+  DeviceGuard guard(device_);
+  MEMENTO_CUDA_TRY(cudaLaunchHostFunc(s, run_host_call, call.get()));
+  (void)call.release();  // the callback owns it now
+}
+
+void CudaBackend::report_host_task_failure() {
+  std::string failure;
+  {
+    std::lock_guard lock(host_failures_->mutex);
+    failure = std::exchange(host_failures_->first, std::string());
+  }
+  MEMENTO_EXPECTS(failure.empty(), failure, AsyncBackendError);
 }
 
 double CudaBackend::now() const {
