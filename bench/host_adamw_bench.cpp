@@ -3,6 +3,7 @@
 // in GB/s of memory traffic: read g, p, m, v, write p, m, v (7 x 4 bytes) and the bf16
 // parameter (2), 30 bytes a parameter. The bound: a loop with the same reads and writes over
 // the same buffers and next to no arithmetic (BM_SameTrafficBound), on the same threads.
+// BM_ScalarReference: the scalar cpu::adamw_update HostAdamW ran before, for comparison.
 // Wall-clock time (UseRealTime): the pool's threads do the work.
 #include <benchmark/benchmark.h>
 
@@ -16,6 +17,7 @@
 #include <vector>
 
 #include "nn/kernels/cpu/adamw_host.hpp"
+#include "nn/kernels/cpu/kernels_cpu.hpp"
 #include "nn/kernels/cpu/thread_pool.hpp"
 
 namespace {
@@ -106,6 +108,19 @@ void BM_SameTrafficBound(benchmark::State& state) {
   set_rate(state);
 }
 
+// What HostAdamW ran before: the scalar update, then the bf16 write-back, on one thread.
+void BM_ScalarReference(benchmark::State& state) {
+  Buffers& b = buffers();
+  int t = 1;
+  for (auto _ : state) {
+    adamw_update(b.p.data(), b.g.data(), b.m.data(), b.v.data(), kParams, 1e-3f, 0.9f, 0.95f, 1e-8f,
+                 0.0f, t++);
+    f32_to_bf16(b.out.data(), b.p.data(), kParams);
+    benchmark::DoNotOptimize(b.out.data());
+  }
+  set_rate(state);
+}
+
 void thread_counts(benchmark::internal::Benchmark* bm) {
   const int all = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   bm->Arg(1);
@@ -115,6 +130,7 @@ void thread_counts(benchmark::internal::Benchmark* bm) {
 
 BENCHMARK(BM_SameTrafficBound)->Apply(thread_counts);
 BENCHMARK(BM_HostAdamW)->Apply(thread_counts);
+BENCHMARK(BM_ScalarReference)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 }  // namespace
 
