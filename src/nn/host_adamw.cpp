@@ -130,44 +130,49 @@ void HostAdamW::begin_step(int t, bool apply) {
   for (auto& [id, s] : slots_) s.pending = false;
 }
 
-void HostAdamW::download_gradient(Slot& s, void* grad) {
-  if (!options_.link_bf16) {
-    backend_.copy_async(s.grad_host, grad, s.link_bytes, CopyKind::device_to_host, d2h_);
-    return;
-  }
-  // Rounded on the optimizer's stream into a block of its own, which goes back at once:
-  // reused on that stream only after the copy, in stream order.
-  CachingAllocator& alloc = tape_.allocator();
-  void* half = alloc.allocate(s.link_bytes, d2h_);
+void* HostAdamW::round_gradient(Slot& s, void* grad) {
+  // On the compute stream, in line with the backward (a kernel queued behind the copies on
+  // the optimizer's stream would hold up the backward's kernels on sim's in-order compute
+  // engine), into a block of its own that goes back once the copy has read it.
+  const Stream compute = tape_.runtime().compute_stream();
+  void* half = tape_.allocator().allocate(s.link_bytes, compute);
   try {
-    backend_.launch(d2h_, round_to_bf16(half, grad, s.n));
-    backend_.copy_async(s.grad_host, half, s.link_bytes, CopyKind::device_to_host, d2h_);
+    tape_.runtime().launch(compute, round_to_bf16(half, grad, s.n));
   } catch (...) {
-    alloc.deallocate(half);
+    tape_.allocator().deallocate(half);
     throw;
   }
-  alloc.deallocate(half);
+  return half;
 }
 
 void HostAdamW::take(TensorId param, void* grad, std::size_t bytes) {
   // The block is ours from here: it goes back whatever happens.
   try {
     Slot& s = slot(param, bytes);
+    void* half = options_.link_bf16 ? round_gradient(s, grad) : nullptr;
     // After the backward's last read of the parameter and last write of its gradient.
-    order(tape_.runtime().compute_stream(), d2h_);
-    if (!s.downloaded) {
-      // The master weights start as the device's parameter (bf16 widens exactly).
-      void* p = tape_.runtime().use(param);
-      try {
-        backend_.copy_async(s.param_host, p, s.param_bytes, CopyKind::device_to_host, d2h_);
-      } catch (...) {
+    try {
+      order(tape_.runtime().compute_stream(), d2h_);
+      if (!s.downloaded) {
+        // The master weights start as the device's parameter (bf16 widens exactly).
+        void* p = tape_.runtime().use(param);
+        try {
+          backend_.copy_async(s.param_host, p, s.param_bytes, CopyKind::device_to_host, d2h_);
+        } catch (...) {
+          tape_.runtime().release(param);
+          throw;
+        }
         tape_.runtime().release(param);
-        throw;
+        s.downloaded = true;
       }
-      tape_.runtime().release(param);
-      s.downloaded = true;
+      backend_.copy_async(s.grad_host, half != nullptr ? half : grad, s.link_bytes,
+                          CopyKind::device_to_host, d2h_);
+      if (half != nullptr) tape_.allocator().record_stream(half, d2h_);
+    } catch (...) {
+      if (half != nullptr) tape_.allocator().deallocate(half);
+      throw;
     }
-    download_gradient(s, grad);
+    if (half != nullptr) tape_.allocator().deallocate(half);
     tape_.allocator().record_stream(grad, d2h_);
     if (apply_ && options_.host_overlap) {
       order(d2h_, cpu_);

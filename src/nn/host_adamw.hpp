@@ -71,8 +71,8 @@ class HostAdamW {
   Slot& slot(TensorId param, std::size_t grad_bytes);
   /// The work on `from` so far comes before the next work on `to`.
   void order(Stream from, Stream to);
-  /// The d2h copy of the gradient (rounded to bf16 on the device first with link_bf16).
-  void download_gradient(Slot& s, void* grad);
+  /// With link_bf16: the gradient rounded to bf16 on the compute stream, in a new block.
+  [[nodiscard]] void* round_gradient(Slot& s, void* grad);
   /// Queues the CPU update of `s` for step t (the first initialises the state from the
   /// downloaded parameter) and the parameter's upload.
   void queue_update(TensorId param, Slot& s, int t);
