@@ -9,6 +9,7 @@
 #include <string>
 #include <utility>
 
+#include "backends/cuda/device_guard.hpp"
 #include "backends/numa.hpp"
 #include "common/cuda_try.hpp"
 #include "common/log.hpp"
@@ -20,30 +21,6 @@ namespace {
 
 // The allocator relies on this alignment for the blocks it carves out of a segment.
 constexpr std::uintptr_t kSegmentAlignment = 512;
-
-// Makes `device` current for one call and then restores the caller's device: cudart state is
-// per thread, and PyTorch keeps its own notion of the current device in that same state.
-class DeviceGuard {
- public:
-  explicit DeviceGuard(int device) : device_(device) {
-    MEMENTO_CUDA_TRY(cudaGetDevice(&previous_));
-    if (previous_ != device_) MEMENTO_CUDA_TRY(cudaSetDevice(device_));
-  }
-  DeviceGuard(int device, std::nothrow_t) noexcept : device_(device), previous_(device) {
-    int current = device;
-    if (!MEMENTO_CUDA_LOG(cudaGetDevice(&current)) || current == device_) return;
-    if (MEMENTO_CUDA_LOG(cudaSetDevice(device_))) previous_ = current;
-  }
-  ~DeviceGuard() {
-    if (previous_ != device_) (void)MEMENTO_CUDA_LOG(cudaSetDevice(previous_));
-  }
-  DeviceGuard(const DeviceGuard&) = delete;
-  DeviceGuard& operator=(const DeviceGuard&) = delete;
-
- private:
-  int device_;
-  int previous_ = 0;
-};
 
 cudaMemcpyKind memcpy_kind(CopyKind kind) noexcept {
   switch (kind) {
@@ -401,61 +378,6 @@ void CudaBackend::launch(Stream stream, Kernel kernel) {
   // Launch failures (bad configuration, no image for this GPU) only show up here.
   if (cudaError_t err = cudaGetLastError(); err != cudaSuccess)
     MEMENTO_FAIL(BackendError, "kernel " + kernel.name + " failed to launch: " + error_text(err));
-}
-
-namespace {
-
-// What cudaLaunchHostFunc carries: the task and where its failure goes. Owned by the
-// callback, which deletes it.
-struct HostCall {
-  HostTask task;
-  std::shared_ptr<void> failures_keepalive;
-  std::mutex* mutex = nullptr;
-  std::string* first = nullptr;
-};
-
-void CUDART_CB run_host_call(void* data) {
-  std::unique_ptr<HostCall> call(static_cast<HostCall*>(data));
-  std::string failure;
-  try {
-    call->task.fn();
-  } catch (const std::exception& e) {
-    failure = e.what();
-  } catch (...) {
-    failure = "unknown exception";
-  }
-  if (failure.empty()) return;
-  std::lock_guard lock(*call->mutex);
-  if (call->first->empty()) *call->first = "host task " + call->task.name + ": " + failure;
-}
-
-}  // namespace
-
-void CudaBackend::launch_host(Stream stream, HostTask task) {
-  MEMENTO_EXPECTS(std::isfinite(task.seconds) && task.seconds >= 0,
-                  fmt::format("launch_host '{}': {} seconds; accepted: finite and >= 0", task.name,
-                              task.seconds),
-                  LogicError);
-  MEMENTO_EXPECTS(static_cast<bool>(task.fn),
-                  fmt::format("host task {} has no function to run", task.name));
-  cudaStream_t s = stream_handle(stream);
-  auto call = std::make_unique<HostCall>();
-  call->task = std::move(task);
-  call->failures_keepalive = host_failures_;
-  call->mutex = &host_failures_->mutex;
-  call->first = &host_failures_->first;
-  DeviceGuard guard(device_);
-  MEMENTO_CUDA_TRY(cudaLaunchHostFunc(s, run_host_call, call.get()));
-  (void)call.release();  // the callback owns it now
-}
-
-void CudaBackend::report_host_task_failure() {
-  std::string failure;
-  {
-    std::lock_guard lock(host_failures_->mutex);
-    failure = std::exchange(host_failures_->first, std::string());
-  }
-  MEMENTO_EXPECTS(failure.empty(), failure, AsyncBackendError);
 }
 
 double CudaBackend::now() const {
