@@ -5,6 +5,7 @@
 #include <compare>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -34,6 +35,21 @@ struct Event {
 enum class CopyKind { host_to_device, device_to_host, device_to_device, host_to_host };
 
 const char* to_string(CopyKind kind) noexcept;
+
+/// Host code run in stream order (Backend::launch_host): after the work submitted to its
+/// stream before it, before the work submitted after it.
+struct HostTask {
+  std::string name;
+  /// Runs on a backend thread, never the caller's: the host backend's stream worker, a
+  /// CUDA driver thread (cudaLaunchHostFunc) on cuda. It must not call the Backend or any
+  /// CUDA API. An exception it throws fails the stream like a failing kernel. Sim, which
+  /// holds no data, never calls it (it may be empty there).
+  std::function<void()> fn;
+  /// The modelled duration: sim occupies the stream this long on its one CPU engine (host
+  /// tasks from every stream serialize on it; kernels, copies and the host clock do not).
+  /// Real backends take the time it really takes.
+  double seconds = 0;
+};
 
 /// Static facts about the device behind a backend. Code above the backends asks the
 /// capabilities below, never `kind` (which is for naming and printing), so a new backend
@@ -126,6 +142,12 @@ class Backend {
 
   /// Enqueues a kernel on `stream`.
   virtual void launch(Stream stream, Kernel kernel) = 0;
+
+  /// Enqueues host code on `stream` (a CPU optimizer step over data a copy on the same
+  /// stream brought to pinned memory, say): stream order and events order it against device
+  /// work like a kernel, so it overlaps other streams' work. LogicError for a negative or
+  /// non-finite `task.seconds`.
+  virtual void launch_host(Stream stream, HostTask task) = 0;
 
   /// Seconds since the backend was created: the wall clock on host and cuda, the host's
   /// virtual clock on sim.

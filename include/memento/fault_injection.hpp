@@ -24,8 +24,9 @@ enum class FaultSite {
   event_record,        ///< record
   event_wait,          ///< wait (stream on event)
   kernel_launch,       ///< launch
+  host_launch,         ///< launch_host
 };
-inline constexpr std::size_t kFaultSites = 6;
+inline constexpr std::size_t kFaultSites = 7;
 
 enum class FaultMode {
   refuse,  ///< an allocation returns nullptr (out of memory): allocations only
@@ -87,6 +88,7 @@ class FaultInjectingBackend final : public Backend {
   void copy_async(void* dst, const void* src, std::size_t bytes, CopyKind kind,
                   Stream stream) override;
   void launch(Stream stream, Kernel kernel) override;
+  void launch_host(Stream stream, HostTask task) override;
   [[nodiscard]] double now() const override { return inner_.now(); }
   void host_work(double seconds) override { inner_.host_work(seconds); }
   [[nodiscard]] std::optional<double> stalled_seconds(Stream stream) const override {

@@ -23,6 +23,8 @@ const char* to_string(FaultSite site) noexcept {
       return "event wait";
     case FaultSite::kernel_launch:
       return "kernel launch";
+    case FaultSite::host_launch:
+      return "host task launch";
   }
   return "unknown";
 }
@@ -290,6 +292,19 @@ void FaultInjectingBackend::launch(Stream stream, Kernel kernel) {
     return;
   }
   inner_.launch(stream, std::move(kernel));
+}
+
+void FaultInjectingBackend::launch_host(Stream stream, HostTask task) {
+  const std::string what = fmt::format("host task {}", task.name);
+  std::lock_guard lock(mutex_);
+  const Fault* f = next_fault(FaultSite::host_launch, what);
+  if (f != nullptr && f->mode == FaultMode::throws) raise_sync(*f, what);
+  ++seq_[stream.id];
+  if (f != nullptr) {
+    fail_async(stream.id, what);  // the task never runs: what it writes keeps stale bytes
+    return;
+  }
+  inner_.launch_host(stream, std::move(task));
 }
 
 }  // namespace memento

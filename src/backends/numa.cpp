@@ -86,6 +86,14 @@ int node_of_pci_bus_id(const char* bus_id) noexcept {
   return local_node(hwloc_get_non_io_ancestor_obj(topo, dev));
 }
 
+bool bind_calling_thread(int node) noexcept {
+  hwloc_topology_t topo = topology();
+  if (topo == nullptr || node < 0) return false;
+  hwloc_obj_t obj = hwloc_get_numanode_obj_by_os_index(topo, static_cast<unsigned>(node));
+  if (obj == nullptr || obj->cpuset == nullptr || hwloc_bitmap_iszero(obj->cpuset)) return false;
+  return hwloc_set_cpubind(topo, obj->cpuset, HWLOC_CPUBIND_THREAD) == 0;
+}
+
 void* allocate_on_node(std::size_t bytes, int node) {
   if (bytes == 0) return nullptr;
   hwloc_topology_t topo = topology();

@@ -18,6 +18,10 @@ namespace memento::numa {
 /// several nodes.
 [[nodiscard]] int node_of_pci_bus_id(const char* bus_id) noexcept;
 
+/// Restricts the calling thread to the CPUs of `node` (for threads that work on memory
+/// placed there). False, changing nothing, with node -1 or where binding is not possible.
+bool bind_calling_thread(int node) noexcept;
+
 /// `bytes` of page-aligned (not yet pinned) memory bound to `node`. With node -1,
 /// or where binding is not possible, the memory is not bound to a node. nullptr when the
 /// host has no memory to give (or bytes is 0). Release with numa::free.

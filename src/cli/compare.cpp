@@ -151,7 +151,7 @@ RunResult run_one(const Setup& setup, const Strategy& strategy, std::size_t budg
     r.plan_description = plan->describe();
     if (strategy.observe) rt.set_plan_candidates(nn::plan_candidates(shape, target));
     tape.set_plan(plan.get());
-    nn::Trainer trainer(tape, *model, {.lr = setup.lr, .placement = setup.model.optimizer});
+    nn::Trainer trainer(tape, *model, setup.model.adamw(setup.lr));
     for (int i = 0; i < setup.steps; ++i) steps.push_back(trainer.step());
     rt.flush_trace();
     if (std::optional<StepPlanSummary> made = rt.plan()) {

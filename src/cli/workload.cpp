@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
+#include <cmath>
 
 #include "memento/backends.hpp"
 #include "memento/caching_allocator.hpp"
@@ -53,6 +54,15 @@ void add_workload_options(CLI::App& command, WorkloadOptions& o) {
                      "GPT-2's attention: eager (default; the scores are an activation, as Hugging "
                      "Face's eager attention) or fused (one op whose scores are scratch, as "
                      "FlashAttention; sim times it as a FlashAttention-2 kernel)");
+  command.add_flag("--link-bf16", o.link_bf16,
+                   "with AdamW on the host: gradients cross the link in bf16 (rounded to nearest "
+                   "even on the device, half the bytes); changes the numerics (the update sees "
+                   "rounded gradients)");
+  command
+      .add_option("--host-update-bandwidth", o.host_update_gbps,
+                  "with AdamW on the host, on sim: the CPU step's memory traffic rate in GB/s "
+                  "(default 40; about 30 bytes per parameter)")
+      ->check(CLI::PositiveNumber);
 }
 
 ModelSpec parse_model(const WorkloadOptions& o, const DeviceSpec& device,
@@ -96,6 +106,17 @@ ModelSpec parse_model(const WorkloadOptions& o, const DeviceSpec& device,
     m.optimizer =
         optimizer == "host" ? nn::OptimizerPlacement::host : nn::OptimizerPlacement::device;
   }
+  MEMENTO_EXPECTS(o.host_update_gbps > 0 && std::isfinite(o.host_update_gbps),
+                  fmt::format("--host-update-bandwidth={}: accepted: a positive number of GB/s",
+                              o.host_update_gbps),
+                  ConfigError);
+  MEMENTO_EXPECTS(!o.link_bf16 || m.optimizer == nn::OptimizerPlacement::host,
+                  "--link-bf16 applies to AdamW on the host (--optimizer host, or auto when it "
+                  "chooses the host); AdamW stays on the device here",
+                  ConfigError);
+  m.link_bf16 = o.link_bf16;
+  m.host_update_bandwidth = o.host_update_gbps * 1e9;
+  m.host_overlap = o.host_overlap;
   const nn::DType dt = bf16 ? nn::DType::bf16 : nn::DType::f32;
   m.mlp_config.dtype = dt;
   m.gpt.dtype = dt;
@@ -120,7 +141,8 @@ double trainer_bytes(const ModelSpec& m, std::size_t parameters) {
   if (m.optimizer == nn::OptimizerPlacement::device) return 12.0 * static_cast<double>(parameters);
   const double largest = m.mlp ? static_cast<double>(m.mlp_config.width) * m.mlp_config.width
                                : static_cast<double>(m.gpt.vocab) * m.gpt.channels;
-  return 4 * largest;
+  // With bf16 on the link, its rounded copy joins it at the end.
+  return (m.link_bf16 ? 6 : 4) * largest;
 }
 
 std::string describe_rates(const DeviceInfo& info) {
@@ -147,10 +169,12 @@ std::string describe_optimizer(const ModelSpec& m, std::size_t parameters) {
     return fmt::format(
         "AdamW on the host (ZeRO-Offload style): fp32 master weights, m and v ({}) and the "
         "step on the CPU; the device holds the {} weights ({}) and each fp32 gradient only "
-        "until the backward finishes it, when it is copied to pinned host memory; the new "
-        "weights are copied back after the step",
+        "until the backward finishes it, when it is copied to pinned host memory{}; each "
+        "parameter's update runs as its gradient arrives, overlapping the backward, and its new "
+        "weights are copied back before the next forward",
         format_bytes(n * 12), m.dtype() == nn::DType::bf16 ? "bf16" : "fp32",
-        format_bytes(n * nn::dtype_bytes(m.dtype())));
+        format_bytes(n * nn::dtype_bytes(m.dtype())),
+        m.link_bf16 ? " in bf16 (--link-bf16: half the bytes, rounded gradients)" : "");
   return fmt::format(
       "AdamW on the device: its state (m, v in fp32) and the fp32 gradients live on the "
       "device, inside the budget (with the parameters: {}, never evicted)",

@@ -26,9 +26,13 @@ struct WorkloadOptions {
   std::string dtype = "auto";       // fp32, bf16, or auto (see parse_model)
   std::string optimizer = "auto";   // where AdamW lives: device, host or auto
   std::string attention = "eager";  // GPT-2's attention: eager or fused
+  bool link_bf16 = false;           // host AdamW: gradients cross the link in bf16
+  double host_update_gbps = 40;     // host AdamW on sim: the CPU step's memory traffic rate
+  bool host_overlap = true;         // host AdamW: updates overlap the backward (no CLI flag)
 };
 
-/// --model, --batch, --seq, --dtype, --optimizer and --attention on `command`.
+/// --model, --batch, --seq, --dtype, --optimizer, --attention, --link-bf16 and
+/// --host-update-bandwidth on `command`.
 void add_workload_options(CLI::App& command, WorkloadOptions& options);
 
 struct ModelSpec {
@@ -36,7 +40,18 @@ struct ModelSpec {
   nn::Gpt2Config gpt;
   nn::MlpConfig mlp_config;
   nn::OptimizerPlacement optimizer = nn::OptimizerPlacement::device;
-  std::string optimizer_reason;  // why auto chose what it chose; empty when given
+  std::string optimizer_reason;         // why auto chose what it chose; empty when given
+  bool link_bf16 = false;               // host placement: bf16 gradients over the link
+  double host_update_bandwidth = 40e9;  // host placement on sim, bytes/s
+  bool host_overlap = true;
+  /// The trainer's AdamW options for this workload (lr aside).
+  [[nodiscard]] nn::AdamWOptions adamw(float lr) const {
+    return {.lr = lr,
+            .placement = optimizer,
+            .host_update_bandwidth = host_update_bandwidth,
+            .host_overlap = host_overlap,
+            .link_bf16 = link_bf16};
+  }
   [[nodiscard]] nn::DType dtype() const { return mlp ? mlp_config.dtype : gpt.dtype; }
 };
 

@@ -45,7 +45,7 @@ StepReport Trainer::step(bool update) {
   rt.begin_step();
   try {
     tape_.zero_grads();
-    if (host_) host_->begin_step();
+    if (host_) host_->begin_step(static_cast<int>(step_) + 1, update);
     TensorId losses = model_.forward(tape_, step_);
     const std::size_t n = model_.loss_count();
     r.loss = std::numeric_limits<double>::quiet_NaN();

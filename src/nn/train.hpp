@@ -28,6 +28,17 @@ struct AdamWOptions {
   /// Host placement on sim: the CPU step is modelled as its memory traffic (about 30 bytes
   /// per parameter) at this rate, bytes/s. Real backends measure it.
   double host_update_bandwidth = 40e9;
+  /// Host placement: threads of the CPU step (0: std::thread::hardware_concurrency()).
+  /// Results do not depend on it.
+  int host_threads = 0;
+  /// Host placement: each parameter's CPU step runs as soon as its gradient is on the host,
+  /// while the backward goes on (false: all of them after the backward, as a baseline).
+  /// Results do not depend on it.
+  bool host_overlap = true;
+  /// Host placement: gradients cross the link in bf16 (rounded to nearest even on the
+  /// device), half the bytes of fp32. Changes the numerics: the update sees rounded
+  /// gradients, so it no longer equals the device placement's bit for bit.
+  bool link_bf16 = false;
 };
 
 class HostAdamW;

@@ -160,6 +160,23 @@ TEST(SimBackend, KernelsOnTwoStreamsSerializeOnComputeEngine) {
   EXPECT_NEAR(b.now(), kLatency + 2e-3, kTol);
 }
 
+TEST(SimBackend, HostTasksTakeTheirSecondsOnACpuEngineOfTheirOwn) {
+  Sim s("h100-sxm");
+  Backend& b = *s.backend;
+  const Stream s1 = b.create_stream();
+  const Stream s2 = b.create_stream();
+  b.launch(s1, kernel(989e9, 0, true));  // 1 ms on the compute engine
+  b.launch_host(s2, HostTask{"cpu", {}, 2e-3});
+  b.launch_host(s1, HostTask{"cpu", {}, 1e-3});
+  // The first task overlaps the kernel; the second waits for its stream and the CPU engine.
+  EXPECT_NEAR(s.sim.stream_time(s2), 2 * kLatency + 2e-3, kTol);
+  EXPECT_NEAR(s.sim.stream_time(s1), 2 * kLatency + 3e-3, kTol);
+  EXPECT_NEAR(b.now(), 3 * kLatency, kTol) << "the issuing thread goes on";
+  b.launch(s2, kernel(989e9, 0, true));  // the compute engine is free since 1 ms
+  EXPECT_NEAR(s.sim.stream_time(s2), 2 * kLatency + 3e-3, kTol);
+  EXPECT_EQ(s.sim.kernels_launched(), 2u);
+}
+
 // ---- copies ----------------------------------------------------------------------------
 
 class SimCopies : public ::testing::Test {

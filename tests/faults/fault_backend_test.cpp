@@ -94,6 +94,23 @@ TEST(FaultBackend, AFailureReachesAStreamThatWaitsOnIt) {
   fb.destroy_event(e);
 }
 
+TEST(FaultBackend, HostTasksPassThroughOrFail) {
+  auto inner = make_host_backend();
+  FaultInjectingBackend fb(*inner, {{FaultSite::host_launch, 2, FaultMode::async},
+                                    {FaultSite::host_launch, 3, FaultMode::throws}});
+  Stream s = fb.create_stream();
+  int ran = 0;  // the stream's thread only, read after synchronize
+  fb.launch_host(s, HostTask{"first", [&ran] { ++ran; }, 0});
+  fb.launch_host(s, HostTask{"dropped", [&ran] { ran += 10; }, 0});
+  EXPECT_THROW(fb.launch_host(s, HostTask{"thrown", [&ran] { ran += 100; }, 0}), BackendError);
+  EXPECT_THROW(fb.synchronize(s), AsyncBackendError);
+  EXPECT_EQ(ran, 1);
+  EXPECT_EQ(fb.calls(FaultSite::host_launch), 3u);
+  fb.launch_host(s, HostTask{"after", [&ran] { ++ran; }, 0});
+  EXPECT_NO_THROW(fb.synchronize(s));
+  EXPECT_EQ(ran, 2);
+}
+
 TEST(FaultBackend, ThrownRecordsAndWaitsDoNothing) {
   auto sim = make_sim_backend(find_device_profile("h100-sxm"));
   FaultInjectingBackend fb(*sim, {{FaultSite::event_record, 1, FaultMode::throws},

@@ -231,8 +231,11 @@ void run_many(Backend& inner, const Reference* ref, const char* name) {
   run_schedule(inner, {}, 0, ref, tally, &calls);  // fault-free: how often each site is hit
   ASSERT_EQ(tally.errors, 0u) << "the fault-free run failed";
   ASSERT_EQ(tally.verified, static_cast<std::size_t>(kOps));
-  for (std::size_t s = 0; s < kFaultSites; ++s)
+  for (std::size_t s = 0; s < kFaultSites; ++s) {
+    // The runtime launches no host tasks (the host AdamW does: FaultBackend tests the site).
+    if (FaultSite(s) == FaultSite::host_launch) continue;
     EXPECT_GT(calls[s], 0u) << "the program never calls " << to_string(FaultSite(s));
+  }
   // MEMENTO_FAULT_SEED=N replays one schedule, printing its faults and what they did.
   const char* only = std::getenv("MEMENTO_FAULT_SEED");
   const std::uint64_t first = only != nullptr ? std::strtoull(only, nullptr, 10) : 1;

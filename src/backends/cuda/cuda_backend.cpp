@@ -2,10 +2,14 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
 #include <cstdint>
+#include <memory>
 #include <new>
 #include <string>
+#include <utility>
 
+#include "backends/cuda/device_guard.hpp"
 #include "backends/numa.hpp"
 #include "common/cuda_try.hpp"
 #include "common/log.hpp"
@@ -17,30 +21,6 @@ namespace {
 
 // The allocator relies on this alignment for the blocks it carves out of a segment.
 constexpr std::uintptr_t kSegmentAlignment = 512;
-
-// Makes `device` current for one call and then restores the caller's device: cudart state is
-// per thread, and PyTorch keeps its own notion of the current device in that same state.
-class DeviceGuard {
- public:
-  explicit DeviceGuard(int device) : device_(device) {
-    MEMENTO_CUDA_TRY(cudaGetDevice(&previous_));
-    if (previous_ != device_) MEMENTO_CUDA_TRY(cudaSetDevice(device_));
-  }
-  DeviceGuard(int device, std::nothrow_t) noexcept : device_(device), previous_(device) {
-    int current = device;
-    if (!MEMENTO_CUDA_LOG(cudaGetDevice(&current)) || current == device_) return;
-    if (MEMENTO_CUDA_LOG(cudaSetDevice(device_))) previous_ = current;
-  }
-  ~DeviceGuard() {
-    if (previous_ != device_) (void)MEMENTO_CUDA_LOG(cudaSetDevice(previous_));
-  }
-  DeviceGuard(const DeviceGuard&) = delete;
-  DeviceGuard& operator=(const DeviceGuard&) = delete;
-
- private:
-  int device_;
-  int previous_ = 0;
-};
 
 cudaMemcpyKind memcpy_kind(CopyKind kind) noexcept {
   switch (kind) {
@@ -296,11 +276,13 @@ void CudaBackend::synchronize(Stream stream) {
   cudaStream_t handle = stream_handle(stream);
   DeviceGuard guard(device_);
   MEMENTO_CUDA_TRY(cudaStreamSynchronize(handle));
+  report_host_task_failure();
 }
 
 void CudaBackend::synchronize_all() {
   DeviceGuard guard(device_);
   MEMENTO_CUDA_TRY(cudaDeviceSynchronize());
+  report_host_task_failure();
 }
 
 Event CudaBackend::create_event() {
@@ -373,6 +355,7 @@ void CudaBackend::synchronize(Event event) {
   cudaEvent_t e = event_handle(event);
   DeviceGuard guard(device_);
   MEMENTO_CUDA_TRY(cudaEventSynchronize(e));
+  report_host_task_failure();
 }
 
 void CudaBackend::copy_async(void* dst, const void* src, std::size_t bytes, CopyKind kind,

@@ -14,7 +14,9 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <mutex>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -55,6 +57,9 @@ class CudaBackend final : public Backend {
   void copy_async(void* dst, const void* src, std::size_t bytes, CopyKind kind,
                   Stream stream) override;
   void launch(Stream stream, Kernel kernel) override;
+  /// cudaLaunchHostFunc: the task runs on a driver thread in stream order. An exception it
+  /// throws is reported (AsyncBackendError, once) by the next synchronize.
+  void launch_host(Stream stream, HostTask task) override;
 
   [[nodiscard]] double now() const override;
 
@@ -71,6 +76,15 @@ class CudaBackend final : public Backend {
   [[nodiscard]] cudaStream_t stream_handle(Stream stream) const;
   [[nodiscard]] cudaEvent_t event_handle(Event event) const;
   static void release_pinned(void* ptr, const PinnedBlock& block) noexcept;
+  /// Throws AsyncBackendError for the first host task that failed since the last report.
+  void report_host_task_failure();
+
+  /// Where host tasks (on driver threads) leave their first failure; shared with the tasks
+  /// in flight so it outlives neither.
+  struct HostTaskFailures {
+    std::mutex mutex;
+    std::string first;
+  };
 
   const int device_;
   DeviceInfo info_;
@@ -86,6 +100,7 @@ class CudaBackend final : public Backend {
   std::unordered_map<std::uint32_t, cudaEvent_t> events_;
   std::uint32_t next_event_id_ = 1;  // 0 is never valid: catches Event{}
   std::unordered_map<void*, PinnedBlock> pinned_;
+  std::shared_ptr<HostTaskFailures> host_failures_ = std::make_shared<HostTaskFailures>();
 };
 
 }  // namespace memento

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <thread>
@@ -253,6 +254,16 @@ void HostBackend::launch(Stream stream, Kernel kernel) {
   MEMENTO_EXPECTS(static_cast<bool>(kernel.host),
                   fmt::format("kernel {} has no host implementation", kernel.name));
   stream_ref(stream).submit(std::move(kernel.host));
+}
+
+void HostBackend::launch_host(Stream stream, HostTask task) {
+  MEMENTO_EXPECTS(std::isfinite(task.seconds) && task.seconds >= 0,
+                  fmt::format("launch_host '{}': {} seconds; accepted: finite and >= 0", task.name,
+                              task.seconds),
+                  LogicError);
+  MEMENTO_EXPECTS(static_cast<bool>(task.fn),
+                  fmt::format("host task {} has no function to run", task.name));
+  stream_ref(stream).submit(std::move(task.fn));
 }
 
 double HostBackend::now() const {

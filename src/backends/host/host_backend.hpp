@@ -46,6 +46,8 @@ class HostBackend final : public Backend {
   void copy_async(void* dst, const void* src, std::size_t bytes, CopyKind kind,
                   Stream stream) override;
   void launch(Stream stream, Kernel kernel) override;
+  /// Runs the task on the stream's worker thread, in stream order.
+  void launch_host(Stream stream, HostTask task) override;
 
   [[nodiscard]] double now() const override;
   /// Wall-clock seconds the stream's worker spent blocked in cross-stream waits.

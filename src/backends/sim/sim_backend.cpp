@@ -30,7 +30,10 @@
 //   has time 0. wait() raises the stream tail to the event's time. query() is true when the
 //   event's time is not after host_time; synchronize(...) moves host_time up to the time
 //   waited for. So the host only learns of completion by blocking or by advance_host().
-// The sim never calls kernel.host or kernel.cuda.
+// - Host tasks (launch_host) take their modelled seconds on one CPU engine: in stream
+//   order, serialized with each other, overlapping kernels, copies and the host clock (the
+//   thread that issued them goes on, as with cudaLaunchHostFunc).
+// The sim never calls kernel.host or kernel.cuda, nor a host task's function.
 //
 // Memory is address space only: nothing is mapped, touched or malloc'd, so an 80 GB device
 // is modelled on a machine with far less RAM. Addresses come from bump pointers in
@@ -426,6 +429,15 @@ void SimBackend::launch(Stream stream, Kernel kernel) {
   issue_locked(stream, &compute_engine_, duration);
   ++kernels_launched_;
   kernel_nanoseconds_ += whole_nanoseconds(duration);
+}
+
+void SimBackend::launch_host(Stream stream, HostTask task) {
+  MEMENTO_EXPECTS(std::isfinite(task.seconds) && task.seconds >= 0,
+                  fmt::format("launch_host '{}': {} seconds; accepted: finite and >= 0", task.name,
+                              task.seconds),
+                  LogicError);
+  std::lock_guard lock(mutex_);
+  issue_locked(stream, &cpu_engine_, task.seconds);
 }
 
 std::uint64_t SimBackend::kernels_launched() const {

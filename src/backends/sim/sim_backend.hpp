@@ -46,6 +46,8 @@ class SimBackend final : public Backend {
   void copy_async(void* dst, const void* src, std::size_t bytes, CopyKind kind,
                   Stream stream) override;
   void launch(Stream stream, Kernel kernel) override;
+  /// Occupies the stream for task.seconds on the modelled CPU engine; never runs task.fn.
+  void launch_host(Stream stream, HostTask task) override;
 
   /// The host's virtual clock, seconds.
   [[nodiscard]] double now() const override;
@@ -98,6 +100,7 @@ class SimBackend final : public Backend {
   double compute_engine_ = 0;  // kernels and device-to-device copies
   double h2d_engine_ = 0;
   double d2h_engine_ = 0;
+  double cpu_engine_ = 0;                             // host tasks (launch_host) from every stream
   std::vector<double> stream_tails_;                  // indexed by Stream::id
   std::vector<double> stream_stalls_;                 // seconds waited, by Stream::id
   std::unordered_map<std::uint32_t, double> events_;  // live events -> captured time

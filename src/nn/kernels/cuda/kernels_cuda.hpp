@@ -198,5 +198,7 @@ void accumulate(S* dst, const S* src, std::size_t n, void* stream);
 void fill_f32(float* out, std::size_t n, float value, void* stream);
 /// out[i] = to_float(in[i]) for i < n (exact): fp32 master weights from bf16 parameters.
 void bf16_to_f32(float* out, const bf16* in, std::size_t n, void* stream);
+/// out[i] = to_bf16(in[i]) for i < n (round to nearest even): gradients for the link.
+void f32_to_bf16(bf16* out, const float* in, std::size_t n, void* stream);
 
 }  // namespace memento::nn::cuda
