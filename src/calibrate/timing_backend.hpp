@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "memento/backend.hpp"
@@ -67,6 +68,9 @@ class TimingBackend final : public Backend {
     inner_.copy_async(dst, src, bytes, kind, stream);
   }
   void launch(Stream stream, Kernel kernel) override;
+  void launch_host(Stream stream, HostTask task) override {
+    inner_.launch_host(stream, std::move(task));
+  }
   [[nodiscard]] double now() const override { return inner_.now(); }
   void host_work(double seconds) override { inner_.host_work(seconds); }
   [[nodiscard]] std::optional<double> stalled_seconds(Stream stream) const override {
