@@ -80,7 +80,7 @@ DeviceSpec parse_device(std::string_view text, std::string_view what) {
       try {
         spec.profile = find_device_profile(arg).name;
       } catch (const ConfigError& e) {
-        rethrow_with(e, fmt::format("in {} (sim:PROFILE.json)", setting(what, text)));
+        fail(fmt::format("its profile file cannot be used: {}", text::printable(e.what())));
       }
       return spec;
     }
