@@ -51,6 +51,10 @@ struct HostTask {
   double seconds = 0;
 };
 
+/// LogicError when `task.seconds` is negative or not finite, or (`needs_fn`, the backends
+/// that run it) when it has no function: what every launch_host checks first.
+void check_host_task(const HostTask& task, bool needs_fn);
+
 /// Static facts about the device behind a backend. Code above the backends asks the
 /// capabilities below, never `kind` (which is for naming and printing), so a new backend
 /// says what it does instead of being taken for one of the three. The defaults are the host

@@ -1,5 +1,11 @@
 #include "memento/backend.hpp"
 
+#include <fmt/format.h>
+
+#include <cmath>
+
+#include "memento/error.hpp"
+
 namespace memento {
 
 const char* to_string(BackendKind kind) noexcept {
@@ -26,6 +32,16 @@ const char* to_string(CopyKind kind) noexcept {
       return "host_to_host";
   }
   return "unknown";
+}
+
+void check_host_task(const HostTask& task, bool needs_fn) {
+  MEMENTO_EXPECTS(std::isfinite(task.seconds) && task.seconds >= 0,
+                  fmt::format("launch_host '{}': {} seconds; accepted: finite and >= 0", task.name,
+                              task.seconds),
+                  LogicError);
+  if (needs_fn)
+    MEMENTO_EXPECTS(static_cast<bool>(task.fn),
+                    fmt::format("host task {} has no function to run", task.name));
 }
 
 }  // namespace memento

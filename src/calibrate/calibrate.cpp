@@ -12,7 +12,8 @@
 
 #include "calibrate/kernel_table.hpp"
 #include "memento/error.hpp"
-#include "nn/kernels/cpu/kernels_cpu.hpp"
+#include "nn/kernels/cpu/adamw_host.hpp"
+#include "nn/kernels/cpu/thread_pool.hpp"
 #include "nn/ops/ops.hpp"
 
 namespace memento::calibrate {
@@ -139,16 +140,28 @@ void measure_allocation(Backend& b, const CalibrateOptions& o, DeviceProfile& p)
   p.segment_free_seconds = median(release);
 }
 
-// Bytes/s of the CPU AdamW update: the traffic the host optimizer's model charges (read
-// p, g, m, v and write p, m, v in fp32, then the parameter in fp32).
-double host_adamw_bandwidth(int repeats) {
+// Bytes/s of the host optimizer's CPU update (HostAdamW's kernel on its thread pool, placed
+// on the device's NUMA node): the traffic its model charges, read p, g, m, v and write p,
+// m, v in fp32, then the parameter in fp32.
+double host_adamw_bandwidth(int repeats, int numa_node) {
   const std::size_t n = std::size_t{1} << 22;
-  std::vector<float> p(n, 0.5f), g(n, 0.01f), m(n, 0.0f), v(n, 0.0f);
+  std::vector<float> p(n, 0.5f), g(n, 0.01f), m(n, 0.0f), v(n, 0.0f), out(n);
+  nn::cpu::ThreadPool pool(0, numa_node);
+  nn::cpu::AdamWBuffers b;
+  b.master = p.data();
+  b.m = m.data();
+  b.v = v.data();
+  b.grad_f32 = g.data();
+  b.out_f32 = out.data();
   std::vector<double> t;
   for (int i = 0; i < repeats; ++i) {
+    const nn::cpu::AdamWScalars scalars{.t = i + 1};
     const auto start = std::chrono::steady_clock::now();
-    nn::cpu::adamw_update(p.data(), g.data(), m.data(), v.data(), n, 1e-3f, 0.9f, 0.95f, 1e-8f,
-                          0.0f, i + 1);
+    pool.run([&](int part, int parts) {
+      nn::cpu::adamw_host_update(
+          b, n * static_cast<std::size_t>(part) / static_cast<std::size_t>(parts),
+          n * static_cast<std::size_t>(part + 1) / static_cast<std::size_t>(parts), scalars);
+    });
     t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   }
   return 8.0 * sizeof(float) * static_cast<double>(n) / median(std::move(t));
@@ -200,7 +213,7 @@ DeviceProfile measure_device(Backend& b, const CalibrateOptions& o) {
   p.vector_flops = info.vector_flops > 0 ? info.vector_flops : 1e11;
   fit_rates(p);
   if (!info.supports_bf16) p.matrix_flops = p.vector_flops;  // no tensor cores to fit
-  p.host_optimizer_bandwidth = host_adamw_bandwidth(o.repeats);
+  p.host_optimizer_bandwidth = host_adamw_bandwidth(o.repeats, info.numa_node);
   say(o, fmt::format("{} distinct kernels; fitted rates: matrix {:.2f} TFLOP/s, vector {:.2f} "
                      "TFLOP/s; launch {:.1f} us; host AdamW {:.1f} GB/s",
                      p.kernels.size(), p.matrix_flops / 1e12, p.vector_flops / 1e12,

@@ -43,12 +43,7 @@ void CUDART_CB run_host_call(void* data) {
 }  // namespace
 
 void CudaBackend::launch_host(Stream stream, HostTask task) {
-  MEMENTO_EXPECTS(std::isfinite(task.seconds) && task.seconds >= 0,
-                  fmt::format("launch_host '{}': {} seconds; accepted: finite and >= 0", task.name,
-                              task.seconds),
-                  LogicError);
-  MEMENTO_EXPECTS(static_cast<bool>(task.fn),
-                  fmt::format("host task {} has no function to run", task.name));
+  check_host_task(task, true);
   cudaStream_t s = stream_handle(stream);
   auto call = std::make_unique<HostCall>();
   call->task = std::move(task);

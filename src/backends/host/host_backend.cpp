@@ -257,12 +257,7 @@ void HostBackend::launch(Stream stream, Kernel kernel) {
 }
 
 void HostBackend::launch_host(Stream stream, HostTask task) {
-  MEMENTO_EXPECTS(std::isfinite(task.seconds) && task.seconds >= 0,
-                  fmt::format("launch_host '{}': {} seconds; accepted: finite and >= 0", task.name,
-                              task.seconds),
-                  LogicError);
-  MEMENTO_EXPECTS(static_cast<bool>(task.fn),
-                  fmt::format("host task {} has no function to run", task.name));
+  check_host_task(task, true);
   stream_ref(stream).submit(std::move(task.fn));
 }
 

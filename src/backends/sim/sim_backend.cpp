@@ -432,10 +432,7 @@ void SimBackend::launch(Stream stream, Kernel kernel) {
 }
 
 void SimBackend::launch_host(Stream stream, HostTask task) {
-  MEMENTO_EXPECTS(std::isfinite(task.seconds) && task.seconds >= 0,
-                  fmt::format("launch_host '{}': {} seconds; accepted: finite and >= 0", task.name,
-                              task.seconds),
-                  LogicError);
+  check_host_task(task, false);
   std::lock_guard lock(mutex_);
   issue_locked(stream, &cpu_engine_, task.seconds);
 }
