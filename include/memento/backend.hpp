@@ -94,6 +94,9 @@ struct DeviceInfo {
   double memory_bandwidth = 0;  ///< device memory bytes/s
   double h2d_bandwidth = 0;     ///< host-to-device bytes/s over pinned memory
   double d2h_bandwidth = 0;     ///< device-to-host bytes/s over pinned memory
+  /// Where the rates above come from, for messages ("datasheet: NVIDIA H200 SXM 141GB");
+  /// empty when the backend states none of its own.
+  std::string rates_source;
 };
 
 /// The device interface. All methods are thread-safe unless noted. Memory-returning calls

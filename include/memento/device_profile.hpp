@@ -74,6 +74,12 @@ struct DeviceProfile {
 /// Every built-in profile.
 [[nodiscard]] std::span<const DeviceProfile> device_profiles() noexcept;
 
+/// The built-in profile of the GPU the CUDA driver names `product` (cudaDeviceProp::name,
+/// e.g. "NVIDIA H200", "NVIDIA A100-SXM4-80GB"), matched by family: H200, H100, A100 (80GB or
+/// 40GB), RTX 4090, L4. nullptr for any other GPU (GH200 included: its host link is not
+/// PCIe). What the cuda backend reports as its rates.
+[[nodiscard]] const DeviceProfile* datasheet_profile_of_gpu(std::string_view product);
+
 /// The built-in profile with this name, or, for a name ending in ".json", the profile in
 /// that file (read each time; the returned reference stays valid). ConfigError listing the
 /// known names, or naming the file and what is wrong with it, otherwise.

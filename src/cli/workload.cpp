@@ -127,9 +127,19 @@ std::unique_ptr<nn::Model> build_model(const ModelSpec& m, nn::Tape& tape, std::
   return m.mlp ? nn::make_mlp(m.mlp_config, tape, seed) : nn::make_gpt2(m.gpt, tape, seed);
 }
 
+namespace {
+// Device bytes per parameter of AdamW on the device: the fp32 gradient, m and v, and with
+// bf16 weights the fp32 master copy (allocated at the first update).
+std::size_t device_optimizer_bytes_per_parameter(const ModelSpec& m) {
+  return m.dtype() == nn::DType::bf16 ? 16 : 12;
+}
+}  // namespace
+
 std::size_t persistent_bytes(const ModelSpec& m, std::size_t parameters) {
   const std::size_t weights = parameters * nn::dtype_bytes(m.dtype());
-  return m.optimizer == nn::OptimizerPlacement::host ? weights : weights + parameters * 12;
+  return m.optimizer == nn::OptimizerPlacement::host
+             ? weights
+             : weights + parameters * device_optimizer_bytes_per_parameter(m);
 }
 
 std::size_t device_capacity(const DeviceSpec& device) {
@@ -138,7 +148,8 @@ std::size_t device_capacity(const DeviceSpec& device) {
 }
 
 double trainer_bytes(const ModelSpec& m, std::size_t parameters) {
-  if (m.optimizer == nn::OptimizerPlacement::device) return 12.0 * static_cast<double>(parameters);
+  if (m.optimizer == nn::OptimizerPlacement::device)
+    return static_cast<double>(device_optimizer_bytes_per_parameter(m) * parameters);
   const double largest = m.mlp ? static_cast<double>(m.mlp_config.width) * m.mlp_config.width
                                : static_cast<double>(m.gpt.vocab) * m.gpt.channels;
   // With bf16 on the link, its rounded copy joins it at the end.
@@ -155,7 +166,7 @@ std::string describe_rates(const DeviceInfo& info) {
       rate(info.memory_bandwidth, "GB/s", 1e9), rate(info.h2d_bandwidth, "GB/s", 1e9),
       rate(info.d2h_bandwidth, "GB/s", 1e9));
   if (info.virtual_clock) return rates + " (the sim profile's datasheet figures)";
-  if (info.matrix_flops > 0 && info.h2d_bandwidth > 0) return rates + " (measured)";
+  if (!info.rates_source.empty()) return rates + " (" + info.rates_source + ")";
   return rates +
          (info.h2d_bandwidth > 0 ? " (the link: the host backend's throttle" : " (no link rate") +
          "; compute: not measured on this backend yet, so the cost model uses 1e12 FLOP/s "
@@ -176,8 +187,9 @@ std::string describe_optimizer(const ModelSpec& m, std::size_t parameters) {
         format_bytes(n * nn::dtype_bytes(m.dtype())),
         m.link_bf16 ? " in bf16 (--link-bf16: half the bytes, rounded gradients)" : "");
   return fmt::format(
-      "AdamW on the device: its state (m, v in fp32) and the fp32 gradients live on the "
+      "AdamW on the device: its state (m, v in fp32{}) and the fp32 gradients live on the "
       "device, inside the budget (with the parameters: {}, never evicted)",
+      m.dtype() == nn::DType::bf16 ? ", and the fp32 master weights from the first update" : "",
       format_bytes(persistent_bytes(m, n)));
 }
 

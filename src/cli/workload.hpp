@@ -67,11 +67,13 @@ struct ModelSpec {
                                                      std::uint64_t seed);
 
 /// Bytes never evicted and all live at the update, below which no budget fits: the
-/// parameters, plus on the device placement their fp32 gradients and AdamW's m and v.
+/// parameters, plus on the device placement their fp32 gradients and AdamW's m and v (and
+/// with bf16 weights the fp32 master copy).
 [[nodiscard]] std::size_t persistent_bytes(const ModelSpec& m, std::size_t parameters);
 
 /// Device bytes the trainer holds beyond the model's own (ChainShape::fixed_bytes), all
-/// through the backward: on the device placement the fp32 gradients and m and v; on the host
+/// through the backward: on the device placement the fp32 gradients, m and v (and the bf16
+/// weights' fp32 master copy); on the host
 /// placement the largest fp32 gradient, which lives from its first contribution to its
 /// last (GPT-2's tied embedding: the whole backward).
 [[nodiscard]] double trainer_bytes(const ModelSpec& m, std::size_t parameters);

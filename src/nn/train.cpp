@@ -98,30 +98,26 @@ void Trainer::adamw() {
     }
     const std::size_t n = st.bytes / sizeof(float);
     const bool bf16 = tape_.bytes(params[i]) == n * dtype_bytes(DType::bf16) && n > 0;
-#if MEMENTO_HAS_CUDA
     // Mixed precision: the tape's parameter is the bf16 forward copy; AdamW updates an fp32
     // master copy, initialised (exactly) from it at the first update, and rewrites the bf16
-    // copy from it. Only where bf16 kernels really run: a backend that runs no kernels (sim)
-    // models no master weights (its memory figures predate them).
-    const DeviceInfo& info = tape_.backend().info();
-    const bool init_master =
-        bf16 && st.master == nullptr && info.executes_kernels && info.supports_bf16;
+    // copy from it. The sim models the copy too (its memory and its init kernel), so that its
+    // budgets and peaks are the cuda run's.
+    const bool init_master = bf16 && st.master == nullptr && tape_.backend().info().supports_bf16;
     if (init_master) st.master = tape_.allocator().allocate(st.bytes, s);
-#endif
     void* p = tape_.runtime().use(params[i]);
-#if MEMENTO_HAS_CUDA
     if (init_master) {
       Kernel init;
       init.name = "adamw master init";
       init.cost = {0, 6.0 * static_cast<double>(n), false};
+#if MEMENTO_HAS_CUDA
       init.cuda = [master = st.master, p, n](void* stream) {
         cuda::bf16_to_f32(static_cast<float*>(master), static_cast<const cuda::bf16*>(p), n,
                           stream);
       };
+#endif
       tape_.record_state("adamw master init", {st.master, st.bytes}, init.cost, params[i]);
       tape_.runtime().launch(s, std::move(init), {KernelPhase::optimizer});
     }
-#endif
     Kernel k;
     k.name = "adamw";
     k.cost = {12.0 * static_cast<double>(n), 20.0 * static_cast<double>(n), false};

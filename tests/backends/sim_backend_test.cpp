@@ -80,6 +80,29 @@ TEST(SimProfiles, DatasheetFigures) {
   EXPECT_EQ(find_device_profile("h200").capacity, std::size_t{141'000'000'000});
 }
 
+// The names cudaDeviceProp::name gives, as nvidia-smi prints them.
+TEST(SimProfiles, CudaProductNamesFindTheirFamilysDatasheet) {
+  const auto of = [](const char* product) {
+    const DeviceProfile* p = datasheet_profile_of_gpu(product);
+    return p != nullptr ? p->name : std::string("none");
+  };
+  EXPECT_EQ(of("NVIDIA H200"), "h200");
+  EXPECT_EQ(of("NVIDIA H200 NVL"), "h200");
+  EXPECT_EQ(of("NVIDIA H100 80GB HBM3"), "h100-sxm");
+  EXPECT_EQ(of("NVIDIA H100 PCIe"), "h100-sxm");
+  EXPECT_EQ(of("NVIDIA A100-SXM4-80GB"), "a100-80gb");
+  EXPECT_EQ(of("NVIDIA A100 80GB PCIe"), "a100-80gb");
+  EXPECT_EQ(of("NVIDIA A100-PCIE-40GB"), "a100-40gb");
+  EXPECT_EQ(of("NVIDIA GeForce RTX 4090"), "rtx4090");
+  EXPECT_EQ(of("NVIDIA L4"), "l4");
+  // Whole words only, and no guess for a GPU memento has no datasheet for.
+  EXPECT_EQ(of("NVIDIA L40S"), "none");
+  EXPECT_EQ(of("NVIDIA GH200 480GB"), "none");
+  EXPECT_EQ(of("NVIDIA GeForce RTX 3090"), "none");
+  EXPECT_EQ(of("Tesla V100-SXM2-16GB"), "none");
+  EXPECT_EQ(of(""), "none");
+}
+
 TEST(SimProfiles, UnknownNameListsKnownNames) {
   try {
     (void)find_device_profile("h100");

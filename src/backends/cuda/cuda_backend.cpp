@@ -14,6 +14,7 @@
 #include "common/cuda_try.hpp"
 #include "common/log.hpp"
 #include "memento/backends.hpp"
+#include "memento/device_profile.hpp"
 #include "memento/error.hpp"
 
 namespace memento {
@@ -82,6 +83,22 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   info_.virtual_clock = false;
   info_.supports_bf16 = true;
   info_.numa_node_nearest_device = true;
+  // The cost model's rates: the datasheet of this GPU's family. Without them the runtime
+  // prices matrix products like pointwise kernels and its recompute choices thrash.
+  if (const DeviceProfile* d = datasheet_profile_of_gpu(prop.name)) {
+    info_.matrix_flops = d->matrix_flops;
+    info_.vector_flops = d->vector_flops;
+    info_.memory_bandwidth = d->hbm_bandwidth;
+    info_.h2d_bandwidth = d->h2d_bandwidth;
+    info_.d2h_bandwidth = d->d2h_bandwidth;
+    info_.rates_source = fmt::format("datasheet: {} (sim profile {})", d->description, d->name);
+  } else {
+    log::warning(
+        fmt::format("{}: no datasheet rates are known for this GPU, so the cost model "
+                    "uses 1e12 FLOP/s and bytes/s for every kernel (known families: "
+                    "H200, H100, A100, RTX 4090, L4)",
+                    info_.name));
+  }
   streams_.push_back(StreamSlot{nullptr, false});  // Stream{0}: the legacy default stream
 }
 

@@ -17,8 +17,11 @@
 // - launch_latency: host-side cost of one cudaLaunchKernel / cudaMemcpyAsync, typically
 //   2-5 us; 4 us is used for every device because it is a property of the host driver path
 //   more than of the GPU.
+#include <algorithm>
 #include <array>
+#include <cctype>
 #include <string>
+#include <vector>
 
 #include "memento/device_profile.hpp"
 #include "memento/error.hpp"
@@ -109,6 +112,34 @@ const std::array<DeviceProfile, 6>& profiles() noexcept {
 }  // namespace
 
 std::span<const DeviceProfile> device_profiles() noexcept { return profiles(); }
+
+const DeviceProfile* datasheet_profile_of_gpu(std::string_view product) {
+  // Upper-case words split at spaces and hyphens: "NVIDIA A100-SXM4-80GB" -> NVIDIA, A100,
+  // SXM4, 80GB. Whole words, so that "L40" is not an L4 and "GH200" not an H200.
+  std::vector<std::string> words(1);
+  for (const char c : product) {
+    if (c == ' ' || c == '-') {
+      if (!words.back().empty()) words.emplace_back();
+    } else {
+      words.back() += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    }
+  }
+  const auto has = [&](std::string_view w) {
+    return std::find(words.begin(), words.end(), w) != words.end();
+  };
+  const char* name = nullptr;
+  if (has("H200"))
+    name = "h200";
+  else if (has("H100"))
+    name = "h100-sxm";  // PCIe and NVL parts are slower, in about the same ratios
+  else if (has("A100"))
+    name = has("80GB") ? "a100-80gb" : "a100-40gb";
+  else if (has("RTX") && has("4090"))
+    name = "rtx4090";
+  else if (has("L4"))
+    name = "l4";
+  return name != nullptr ? &find_device_profile(name) : nullptr;
+}
 
 const DeviceProfile& loaded_device_profile(std::string_view path);  // profile_file.cpp
 
