@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <filesystem>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -30,6 +31,17 @@ struct MeasuredKernel {
 struct KernelEfficiency {
   std::string name;
   double efficiency = 1;  ///< achieved / roofline time ratio's inverse, > 0
+};
+
+/// Rates a backend states to the runtime's cost model (DeviceInfo's); 0 where it states none
+/// (the runtime then prices work at 1e12 per second).
+struct StatedRates {
+  double matrix_flops = 0;
+  double vector_flops = 0;
+  double memory_bandwidth = 0;
+  double h2d_bandwidth = 0;
+  double d2h_bandwidth = 0;
+  bool operator==(const StatedRates&) const = default;
 };
 
 /// What the sim backend needs to know about a GPU. Rates are per second.
@@ -58,6 +70,11 @@ struct DeviceProfile {
   double copy_overlap = 1;
   /// Bytes/s of the host CPU's AdamW update (its memory traffic); 0 when not measured.
   double host_optimizer_bandwidth = 0;
+  /// What the measured backend stated to the runtime's cost model when it was measured (the
+  /// host backend: none; cuda: its datasheet's). The sim states these instead of the
+  /// figures above, so that the runtime on the sim decides as it did on the device. Empty
+  /// on a datasheet profile: the sim states the figures above.
+  std::optional<StatedRates> stated_rates = {};
   std::vector<MeasuredKernel> kernels = {};
   std::vector<KernelEfficiency> efficiencies = {};
 

@@ -201,13 +201,17 @@ DeviceProfile measure_device(Backend& b, const CalibrateOptions& o) {
   say(o, fmt::format("segments: allocate {:.1f} us, free {:.1f} us",
                      p.segment_allocate_seconds * 1e6, p.segment_free_seconds * 1e6));
 
-  say(o, fmt::format("kernels: {} steps of {} (batch {}, seq {}), one kernel at a time", o.steps,
-                     o.model.name, o.model.batch, o.model.seq));
-  const std::vector<KernelSample> samples = time_training(b, o.model, o.steps, o.seed, true);
-  std::vector<double> issue;
-  for (const KernelSample& s : samples) issue.push_back(s.issue_seconds);
-  p.launch_latency = median(std::move(issue));
-  p.kernels = median_kernels(samples, round_trip);
+  const bool blocking = o.timing == KernelTiming::blocking;
+  say(o, fmt::format("kernels: {} steps of {} (batch {}, seq {}), {}", o.steps, o.model.name,
+                     o.model.batch, o.model.seq,
+                     blocking ? "one kernel at a time (blocking)"
+                              : "device time of each kernel queued as in training"));
+  const TimedTraining timed = time_training(b, o.model, o.steps, o.seed, o.timing);
+  p.launch_latency = timed.launch_latency;
+  // A blocking launch's time includes the round trip to the device; a span is the kernel's.
+  p.kernels = median_kernels(timed.kernels, blocking ? round_trip : 0.0);
+  p.stated_rates = StatedRates{info.matrix_flops, info.vector_flops, info.memory_bandwidth,
+                               info.h2d_bandwidth, info.d2h_bandwidth};
   // Starting points for the fit: the backend's own rates where it states them.
   p.matrix_flops = info.matrix_flops > 0 ? info.matrix_flops : 1e11;
   p.vector_flops = info.vector_flops > 0 ? info.vector_flops : 1e11;

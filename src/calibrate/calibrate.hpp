@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "calibrate/kernel_table.hpp"
 #include "memento/backend.hpp"
 #include "memento/device_profile.hpp"
 #include "nn/models/gpt2.hpp"
@@ -24,13 +25,15 @@ struct CalibrateOptions {
   std::uint64_t seed = 1234;
   std::size_t copy_bytes = std::size_t{64} << 20;  ///< link and memory-copy probes
   int repeats = 5;                                 ///< probes are medians of this many
+  KernelTiming timing = KernelTiming::stream;      ///< how each kernel's time is taken
   Progress progress;                               ///< one line per phase; may be empty
 };
 
 /// Measures `backend` (a real one: kernels must execute) and returns its profile:
 /// - every distinct kernel of `options.model`'s training step (forward, backward,
-///   optimizer), launched one at a time (blocking), median over the steps after the first,
-///   less the round trip of an empty kernel;
+///   optimizer), median over the steps after the first: by default its device span in the
+///   runtime's trace with kernels queued as in training; with KernelTiming::blocking
+///   launched one at a time, less the round trip of an empty kernel;
 /// - rates fitted to those kernels (matrix, vector, memory) and per-name efficiencies for
 ///   kernels of other shapes;
 /// - launch latency (host issue time), segment allocate/free time, host-link bandwidth each

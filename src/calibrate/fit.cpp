@@ -59,6 +59,10 @@ struct Recorded {
   double unlimited_s = 0;
   double every_layer_overhead = 0;
   double every_layer_fraction = 0;
+  /// What the device's backend stated to the cost model; none in results written before
+  /// compare recorded them (when cuda stated none).
+  StatedRates stated;
+  bool stated_recorded = false;
 };
 
 Recorded recorded_runs(const fs::path& results) {
@@ -66,6 +70,13 @@ Recorded recorded_runs(const fs::path& results) {
   Recorded r;
   try {
     r.unlimited_s = j.at("unlimited").at("step_time_s").get<double>();
+    if (const Json& a = j.at("assumptions"); a.contains("stated_rates")) {
+      const Json& s = a["stated_rates"];
+      r.stated = {s.at("matrix_flops").get<double>(), s.at("vector_flops").get<double>(),
+                  s.at("memory_bandwidth").get<double>(), s.at("h2d_bandwidth").get<double>(),
+                  s.at("d2h_bandwidth").get<double>()};
+      r.stated_recorded = true;
+    }
     for (const Json& run : j.at("runs")) {
       if (run.at("strategy") != "every-layer" || !run.at("fits").get<bool>()) continue;
       r.every_layer_overhead = run.at("overhead").get<double>();
@@ -133,7 +144,7 @@ DeviceProfile fit_profile(const fs::path& results, const fs::path& trace, const 
   unbounded.capacity = std::max(base.capacity, std::size_t{1} << 50);
   auto sim = make_sim_backend(unbounded);
   const std::vector<MeasuredKernel> catalog =
-      median_kernels(time_training(*sim, model, 2, 1234, false), 0);
+      median_kernels(time_training(*sim, model, 2, 1234, KernelTiming::blocking).kernels, 0);
 
   // Each span is the op's device time plus the host's fixed cost of a blocking launch
   // (runtime bookkeeping, allocation, launch, synchronisation): estimated as the smallest
@@ -154,7 +165,9 @@ DeviceProfile fit_profile(const fs::path& results, const fs::path& trace, const 
                   ConfigError);
   overhead = std::max(0.0, overhead);
 
+  const Recorded rec = recorded_runs(results);
   DeviceProfile p = base;
+  p.stated_rates = rec.stated;
   p.source = fmt::format(
       "fitted by memento calibrate --fit from {} and {} ({} ops measured, "
       "{:.1f} us blocking-launch overhead per op taken off); rates not in the "
@@ -175,7 +188,6 @@ DeviceProfile fit_profile(const fs::path& results, const fs::path& trace, const 
   // one), and the trace has no backward: so the trace gives the ops' relative costs, and two
   // scales are fitted to the recorded steps: the forward's to the every-layer run's
   // overhead (it recomputes every block's forward once), the rest's to the unlimited step.
-  const Recorded rec = recorded_runs(results);
   double forward = 1, rest = 1;
   for (int iter = 0; iter < 4; ++iter) {
     DeviceProfile q = scaled(p, forward, rest);
@@ -202,8 +214,10 @@ DeviceProfile fit_profile(const fs::path& results, const fs::path& trace, const 
   p = scaled(p, forward, rest);
   p.source += fmt::format(
       "; scaled to the recorded steps: forward x{:.3f} (every-layer +{:.1f}%), "
-      "the rest x{:.3f} (unlimited {:.2f} ms)",
-      forward, rec.every_layer_overhead * 100, rest, rec.unlimited_s * 1e3);
+      "the rest x{:.3f} (unlimited {:.2f} ms); the cost model's rates as the run's backend "
+      "stated them{}",
+      forward, rec.every_layer_overhead * 100, rest, rec.unlimited_s * 1e3,
+      rec.stated_recorded ? "" : " (none: the results predate stated_rates)");
   if (progress) {
     std::map<std::string, double> by_name;
     double total = 0;

@@ -1,11 +1,21 @@
 #include "calibrate/kernel_table.hpp"
 
+#include <fmt/format.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <atomic>
 #include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
+#include <system_error>
 #include <tuple>
 
+#include "common/files.hpp"
+#include "common/text.hpp"
 #include "memento/caching_allocator.hpp"
+#include "memento/error.hpp"
 #include "memento/pinned_host_pool.hpp"
 #include "memento/policy.hpp"
 #include "memento/runtime.hpp"
@@ -22,24 +32,93 @@ double median(std::vector<double> values) {
   return (*mid + *std::max_element(values.begin(), mid)) / 2;
 }
 
-std::vector<KernelSample> time_training(Backend& backend, const nn::Gpt2Config& model, int steps,
-                                        std::uint64_t seed, bool blocking) {
-  TimingBackend timed(backend, blocking);
-  CachingAllocator alloc(timed, AllocatorOptions{});
-  PinnedHostPool pool(timed, std::size_t{1} << 30);
-  Runtime rt(timed, alloc, &pool, make_policy("lru"), RuntimeOptions{});
-  nn::Tape tape(rt, alloc, timed);
-  auto gpt = nn::make_gpt2(model, tape, seed);
-  nn::Trainer trainer(tape, *gpt, nn::AdamWOptions{});
-  std::vector<KernelSample> samples;
-  for (int i = 0; i < steps; ++i) {
-    (void)trainer.step();
-    std::vector<KernelSample> step = timed.take_samples();
-    if (i == 0 && steps > 1) continue;  // start-up: library loading, first touches
-    samples.insert(samples.end(), std::make_move_iterator(step.begin()),
-                   std::make_move_iterator(step.end()));
+namespace {
+
+// A file name in the temporary directory for this process's calibration trace, removed
+// when it goes out of scope.
+struct TemporaryTrace {
+  std::filesystem::path path;
+  TemporaryTrace() {
+    static std::atomic<int> count{0};
+    path = std::filesystem::temp_directory_path() /
+           fmt::format("memento-calibrate-{}-{}.json", ::getpid(), count++);
   }
-  return samples;
+  ~TemporaryTrace() {
+    std::error_code ignored;
+    std::filesystem::remove(path, ignored);
+  }
+  TemporaryTrace(const TemporaryTrace&) = delete;
+  TemporaryTrace& operator=(const TemporaryTrace&) = delete;
+};
+
+}  // namespace
+
+TimedTraining time_training(Backend& backend, const nn::Gpt2Config& model, int steps,
+                            std::uint64_t seed, KernelTiming timing) {
+  const bool stream = timing == KernelTiming::stream;
+  TimingBackend timed(backend, !stream);
+  std::optional<TemporaryTrace> trace;
+  RuntimeOptions options;
+  if (stream) options.trace_file = trace.emplace().path.string();
+  TimedTraining out;
+  std::vector<double> issue;
+  double from = 0;  // the backend clock when the first step had finished
+  {
+    CachingAllocator alloc(timed, AllocatorOptions{});
+    PinnedHostPool pool(timed, std::size_t{1} << 30);
+    Runtime rt(timed, alloc, &pool, make_policy("lru"), options);
+    nn::Tape tape(rt, alloc, timed);
+    auto gpt = nn::make_gpt2(model, tape, seed);
+    nn::Trainer trainer(tape, *gpt, nn::AdamWOptions{});
+    for (int i = 0; i < steps; ++i) {
+      (void)trainer.step();
+      std::vector<KernelSample> step = timed.take_samples();
+      if (i == 0 && steps > 1) {  // start-up: library loading, first touches
+        backend.synchronize_all();
+        from = backend.now();
+        continue;
+      }
+      for (const KernelSample& s : step) issue.push_back(s.issue_seconds);
+      if (!stream)
+        out.kernels.insert(out.kernels.end(), std::make_move_iterator(step.begin()),
+                           std::make_move_iterator(step.end()));
+    }
+    if (stream) rt.flush_trace();
+  }
+  if (stream) out.kernels = kernel_spans(trace->path, from);
+  out.launch_latency = median(std::move(issue));
+  return out;
+}
+
+std::vector<KernelSample> kernel_spans(const std::filesystem::path& trace, double from_seconds) {
+  using Json = nlohmann::json;
+  Json j;
+  try {
+    j = Json::parse(files::read(trace, "trace"));
+  } catch (const Json::exception& e) {
+    MEMENTO_FAIL(ConfigError, fmt::format("the trace \"{}\" is not JSON: {}", trace.string(),
+                                          text::printable(e.what())));
+  }
+  MEMENTO_EXPECTS(j.is_object() && j.contains("traceEvents") && j["traceEvents"].is_array(),
+                  fmt::format("the trace \"{}\" has no traceEvents array (a Chrome trace from "
+                              "memento train --trace or compare --out)",
+                              trace.string()),
+                  ConfigError);
+  std::vector<KernelSample> out;
+  for (const Json& e : j["traceEvents"]) {
+    if (!e.is_object() || e.value("ph", "") != "X" || e.value("cat", "") != "kernel") continue;
+    const Json* args = e.contains("args") && e["args"].is_object() ? &e["args"] : nullptr;
+    if (args == nullptr || !e.contains("ts") || !e.contains("dur") || !e["dur"].is_number())
+      continue;
+    if (e["ts"].get<double>() < from_seconds * 1e6) continue;
+    KernelSample s;
+    s.name = args->value("kernel", e.value("name", ""));
+    s.cost = {args->value("flops", 0.0), args->value("bytes", 0.0),
+              args->value("tensor_cores", false)};
+    s.seconds = e["dur"].get<double>() * 1e-6;
+    out.push_back(std::move(s));
+  }
+  return out;
 }
 
 std::vector<MeasuredKernel> median_kernels(const std::vector<KernelSample>& samples,

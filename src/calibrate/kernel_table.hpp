@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <vector>
 
 #include "calibrate/timing_backend.hpp"
@@ -11,10 +12,32 @@
 
 namespace memento::calibrate {
 
+/// How a kernel's time is taken.
+enum class KernelTiming {
+  /// The runtime's own device spans (its trace: the body's time on the host worker, cuda
+  /// events on cuda, the model's on sim), kernels queued back to back as in training.
+  stream,
+  /// Each launch waits for its stream to drain and is synchronized after (as
+  /// CUDA_LAUNCH_BLOCKING=1 does): launch to completion, round trip included.
+  blocking,
+};
+
+struct TimedTraining {
+  std::vector<KernelSample> kernels;  ///< of every step after the first
+  double launch_latency = 0;          ///< median host issue time of a launch
+};
+
 /// Trains `model` for `steps` steps (no budget, AdamW on the device) on `backend` through a
-/// TimingBackend and returns the samples of every step after the first.
-[[nodiscard]] std::vector<KernelSample> time_training(Backend& backend, const nn::Gpt2Config& model,
-                                                      int steps, std::uint64_t seed, bool blocking);
+/// TimingBackend and returns the kernels of every step after the first, timed as `timing`
+/// says.
+[[nodiscard]] TimedTraining time_training(Backend& backend, const nn::Gpt2Config& model, int steps,
+                                          std::uint64_t seed, KernelTiming timing);
+
+/// The kernel spans (category "kernel", as the runtime's trace writes them) of the Chrome
+/// trace `trace` that start at or after `from_seconds` on the trace's clock. ConfigError
+/// naming the file when it is not a trace.
+[[nodiscard]] std::vector<KernelSample> kernel_spans(const std::filesystem::path& trace,
+                                                     double from_seconds = 0);
 
 /// One entry per distinct (name, flops, bytes): the median of its samples' seconds less
 /// `overhead` (not below zero), in first-launch order.

@@ -70,6 +70,10 @@ CLI::App* add_calibrate_command(CLI::App& app, CalibrateCliOptions& o) {
   cmd->add_option("--attention", o.attention, "eager or fused");
   cmd->add_option("--steps", o.steps, "training steps timed; the first is not used (default 4)")
       ->check(CLI::Range(2, 1000));
+  cmd->add_option("--timing", o.timing,
+                  "how kernels are timed: stream (default: each kernel's device span, kernels "
+                  "queued as in training) or blocking (one at a time, less an empty kernel's "
+                  "round trip)");
   return cmd;
 }
 
@@ -116,6 +120,12 @@ int run_calibrate_command(const CalibrateCliOptions& o) {
   const bool bf16 = o.dtype == "bf16" || (o.dtype == "auto" && backend->info().supports_bf16);
   c.model.dtype = bf16 ? nn::DType::bf16 : nn::DType::f32;
   c.steps = o.steps;
+  MEMENTO_EXPECTS(
+      o.timing == "stream" || o.timing == "blocking",
+      fmt::format("--timing=\"{}\" is not accepted; accepted: stream, blocking", o.timing),
+      ConfigError);
+  c.timing =
+      o.timing == "stream" ? calibrate::KernelTiming::stream : calibrate::KernelTiming::blocking;
   c.progress = progress;
   const DeviceProfile p = calibrate::measure_device(*backend, c);
   write_device_profile(p, o.out);

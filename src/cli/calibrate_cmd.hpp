@@ -24,6 +24,7 @@ struct CalibrateCliOptions {
   std::string dtype = "auto";
   std::string attention = "eager";
   int steps = 4;
+  std::string timing = "stream";  // stream or blocking
 };
 
 CLI::App* add_calibrate_command(CLI::App& app, CalibrateCliOptions& options);

@@ -85,6 +85,7 @@ struct RunFacts {
   std::size_t capacity = 0;
   bool virtual_clock = false;
   std::size_t parameters = 0;
+  StatedRates stated;  // what the backend stated to the cost model (0: none)
 };
 
 double median(std::vector<double> v) {
@@ -133,10 +134,16 @@ RunResult run_one(const Setup& setup, const Strategy& strategy, std::size_t budg
   std::vector<nn::StepReport> steps;
   try {
     std::unique_ptr<nn::Model> model = build_model(setup.model, tape, setup.seed);
-    if (facts)
-      *facts = {backend->info().name, describe_rates(backend->info()),
-                device_capacity(setup.device), backend->info().virtual_clock,
-                model->parameter_count()};
+    if (facts) {
+      const DeviceInfo& i = backend->info();
+      *facts = {
+          i.name,
+          describe_rates(i),
+          device_capacity(setup.device),
+          i.virtual_clock,
+          model->parameter_count(),
+          {i.matrix_flops, i.vector_flops, i.memory_bandwidth, i.h2d_bandwidth, i.d2h_bandwidth}};
+    }
     plan::ChainShape shape = model->chain_shape();
     shape.fixed_bytes += trainer_bytes(setup.model, model->parameter_count());
     const DeviceInfo& info = backend->info();
@@ -367,6 +374,11 @@ void describe(const Validated& v, const CompareOptions& o, const RunFacts& facts
   a["device"] = facts.device_name;
   a["device_capacity_bytes"] = facts.capacity;
   a["rates"] = facts.rates;
+  a["stated_rates"] = {{"matrix_flops", facts.stated.matrix_flops},
+                       {"vector_flops", facts.stated.vector_flops},
+                       {"memory_bandwidth", facts.stated.memory_bandwidth},
+                       {"h2d_bandwidth", facts.stated.h2d_bandwidth},
+                       {"d2h_bandwidth", facts.stated.d2h_bandwidth}};
   a["clock"] = sim ? "virtual (the sim backend's model)" : "wall";
   a["optimizer_state"] = host_optimizer ? "host" : "device";
   if (!setup.model.mlp) {

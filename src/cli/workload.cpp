@@ -165,7 +165,6 @@ std::string describe_rates(const DeviceInfo& info) {
       rate(info.matrix_flops, "TFLOP/s", 1e12), rate(info.vector_flops, "TFLOP/s", 1e12),
       rate(info.memory_bandwidth, "GB/s", 1e9), rate(info.h2d_bandwidth, "GB/s", 1e9),
       rate(info.d2h_bandwidth, "GB/s", 1e9));
-  if (info.virtual_clock) return rates + " (the sim profile's datasheet figures)";
   if (!info.rates_source.empty()) return rates + " (" + info.rates_source + ")";
   return rates +
          (info.h2d_bandwidth > 0 ? " (the link: the host backend's throttle" : " (no link rate") +

@@ -134,11 +134,9 @@ void KernelTimer::launched(Launch launch) {
   p.accepted = true;
   if (method_ == Method::sim) {
     // The sim issued the kernel at max(stream tail, host clock, compute engine) and ran it
-    // for the roofline duration: the stream's tail now is its end.
-    const DeviceProfile& prof = sim_->profile();
+    // for the profile's duration: the stream's tail now is its end.
     p.end = sim_->stream_time(p.stream);
-    p.start =
-        p.end - roofline_seconds(p.cost, prof.matrix_flops, prof.vector_flops, prof.hbm_bandwidth);
+    p.start = p.end - sim_->profile().kernel_seconds(p.name, p.cost);
   }
   if (pending_.size() >= kResolveEvery) resolve(false);
 }

@@ -6,7 +6,7 @@
 //   cuda: its cuda body, wrapped, records a pair of timing cudaEvents around the kernel on
 //         the stream (CudaEventClock), read against an anchor event later;
 //   sim:  the model's own times: the stream's modelled end after the launch
-//         (SimBackend::stream_time) less the roofline duration the sim charged for it.
+//         (SimBackend::stream_time) less the duration the sim charged for it (kernel_seconds).
 // Spans are emitted when the kernel is known to have completed (resolve(): at the end of a
 // step, after the runtime's synchronize, and on a flush), never by waiting for it. Only
 // built when a trace is on; none of it runs otherwise.

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -75,6 +76,10 @@ TEST_F(H200Fit, TheProfileSaysWhereItsFiguresComeFrom) {
   EXPECT_NE(profile_->source.find("fitted"), std::string::npos) << profile_->source;
   EXPECT_NE(profile_->source.find("compare-cuda-b8-results.json"), std::string::npos);
   EXPECT_EQ(find_device_profile("h200").source, "datasheet");
+  // The recorded results predate stated_rates (cuda stated none then): none, and said so.
+  ASSERT_TRUE(profile_->stated_rates.has_value());
+  EXPECT_EQ(*profile_->stated_rates, StatedRates{});
+  EXPECT_NE(profile_->source.find("predate stated_rates"), std::string::npos) << profile_->source;
   // The slow attention output projection is in the table as measured.
   bool found = false;
   for (const MeasuredKernel& k : profile_->kernels) found |= k.name == "linear 8192x768x768";
@@ -89,6 +94,26 @@ namespace {
 
 // Out of sample: the profile fitted on eager attention predicts the run with fused
 // attention (a kernel the trace never measured), recorded on the same GPU.
+// Results that record what the backend stated give the profile those rates.
+TEST(H200FitStatedRates, ComeFromTheResults) {
+  nlohmann::json j = results();
+  j["assumptions"]["stated_rates"] = {{"matrix_flops", 989e12},
+                                      {"vector_flops", 67e12},
+                                      {"memory_bandwidth", 4.8e12},
+                                      {"h2d_bandwidth", 50e9},
+                                      {"d2h_bandwidth", 50e9}};
+  const auto path = std::filesystem::temp_directory_path() /
+                    ("memento_stated_" +
+                     std::to_string(::testing::UnitTest::GetInstance()->random_seed()) + ".json");
+  std::ofstream(path) << j.dump();
+  const DeviceProfile p =
+      fit_profile(path, kData + "trace-gpt2-124m-bf16-blocking.json", find_device_profile("h200"));
+  std::filesystem::remove(path);
+  ASSERT_TRUE(p.stated_rates.has_value());
+  EXPECT_EQ(*p.stated_rates, (StatedRates{989e12, 67e12, 4.8e12, 50e9, 50e9}));
+  EXPECT_EQ(p.source.find("predate"), std::string::npos) << p.source;
+}
+
 TEST(H200FitOutOfSample, PredictsTheFusedAttentionStepWithin15Percent) {
   const DeviceProfile p =
       fit_profile(kData + "compare-cuda-b8-results.json",

@@ -1,11 +1,15 @@
 // measure_device on the host backend: every probe gives a usable figure, every kernel of the
 // training step is measured, and the sim runs the profile. (How close its predictions come
-// is measured by scripts/calibration-check.sh, not asserted: timings here are noisy.)
+// is measured by scripts/calibration_check.py, not asserted: timings here are noisy.)
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
 #include <set>
+#include <string>
 
 #include "calibrate/calibrate.hpp"
+#include "calibrate/kernel_table.hpp"
 #include "calibrate/sim_runs.hpp"
 #include "memento/backends.hpp"
 #include "memento/error.hpp"
@@ -47,6 +51,52 @@ TEST(MeasureHost, EveryProbeAndEveryKernelOfTheStep) {
   // The sim runs on it, and every kernel of the step takes its measured time there.
   const SimRun run = sim_run(p, small().model, "none", 0);
   EXPECT_GT(run.step_seconds, 0);
+}
+
+// Both ways of timing kernels see every kernel of the step; the profile records what the
+// host backend stated to the cost model (no compute rates).
+TEST(MeasureHost, StreamAndBlockingTimingMeasureTheSameKernels) {
+  auto host = make_host_backend({});
+  CalibrateOptions o = small();
+  const DeviceProfile stream = measure_device(*host, o);
+  o.timing = KernelTiming::blocking;
+  const DeviceProfile blocking = measure_device(*host, o);
+  std::set<std::string> a, b;
+  for (const MeasuredKernel& k : stream.kernels) a.insert(k.name);
+  for (const MeasuredKernel& k : blocking.kernels) b.insert(k.name);
+  EXPECT_EQ(a, b);
+  ASSERT_TRUE(stream.stated_rates.has_value());
+  EXPECT_EQ(stream.stated_rates->matrix_flops, host->info().matrix_flops);
+  EXPECT_EQ(stream.stated_rates->h2d_bandwidth, host->info().h2d_bandwidth);
+}
+
+TEST(KernelSpans, ReadsKernelSpansFromATraceAndSaysWhatIsWrong) {
+  const auto path = std::filesystem::temp_directory_path() /
+                    ("memento_kernel_spans_" +
+                     std::to_string(::testing::UnitTest::GetInstance()->random_seed()) + ".json");
+  std::ofstream(path) << R"({"traceEvents": [
+    {"ph": "X", "cat": "kernel", "name": "gelu", "ts": 10, "dur": 4,
+     "args": {"kernel": "gelu", "flops": 8, "bytes": 16, "tensor_cores": false}},
+    {"ph": "X", "cat": "kernel", "name": "linear 1x2x3", "ts": 2000000, "dur": 7,
+     "args": {"kernel": "linear 1x2x3", "flops": 12, "bytes": 24, "tensor_cores": true}},
+    {"ph": "X", "cat": "compute", "name": "gelu", "ts": 2000000, "dur": 9}]})";
+  const std::vector<KernelSample> all = kernel_spans(path);
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[0].name, "gelu");
+  EXPECT_DOUBLE_EQ(all[0].seconds, 4e-6);
+  EXPECT_EQ(all[1].cost.tensor_cores, true);
+  EXPECT_DOUBLE_EQ(all[1].cost.bytes, 24);
+  const std::vector<KernelSample> later = kernel_spans(path, 1.0);  // from 1 s on
+  ASSERT_EQ(later.size(), 1u);
+  EXPECT_EQ(later[0].name, "linear 1x2x3");
+  std::ofstream(path) << "[1, 2]";
+  try {
+    (void)kernel_spans(path);
+    ADD_FAILURE() << "a JSON array was read as a trace";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("traceEvents"), std::string::npos) << e.what();
+  }
+  std::filesystem::remove(path);
 }
 
 TEST(MeasureHost, RefusesAModel) {

@@ -26,6 +26,7 @@ DeviceProfile measured() {
   p.host_optimizer_bandwidth = 20e9;
   p.kernels = {{"linear 8x8x8", 1024, 768, true, 3e-6, 12}};
   p.efficiencies = {{"linear 8x8x8", 0.5}, {"layernorm", 0.25}};
+  p.stated_rates = StatedRates{0, 0, 0, 12e9, 0};
   return p;
 }
 
@@ -44,6 +45,24 @@ TEST_F(ProfileFile, RoundTripsEveryField) {
   EXPECT_EQ(q.kernels.at(0).samples, 12u);
   EXPECT_EQ(q.efficiencies.size(), 2u);
   EXPECT_DOUBLE_EQ(q.copy_overlap, 0.25);
+  EXPECT_EQ(q.stated_rates, p.stated_rates);
+  // A datasheet profile states its own figures: no stated_rates key.
+  const DeviceProfile d = find_device_profile("h100-sxm");
+  EXPECT_EQ(device_profile_json(d).find("stated_rates"), std::string::npos);
+  EXPECT_FALSE(parse_device_profile(device_profile_json(d), "d").stated_rates.has_value());
+}
+
+// The sim states what the measured device's backend stated, so that the runtime on it
+// prices work as it did there; a datasheet profile states its figures.
+TEST(SimWithProfile, StatesTheMeasuredBackendsRates) {
+  SimBackend measured_sim(measured());
+  EXPECT_EQ(measured_sim.info().matrix_flops, 0);
+  EXPECT_EQ(measured_sim.info().memory_bandwidth, 0);
+  EXPECT_EQ(measured_sim.info().h2d_bandwidth, 12e9);
+  EXPECT_NE(measured_sim.info().rates_source.find("stated"), std::string::npos);
+  SimBackend datasheet(find_device_profile("h100-sxm"));
+  EXPECT_EQ(datasheet.info().matrix_flops, 989e12);
+  EXPECT_EQ(datasheet.info().h2d_bandwidth, 50e9);
 }
 
 TEST_F(ProfileFile, SimDeviceNamesTheFile) {
@@ -79,6 +98,15 @@ TEST_F(ProfileFile, MalformedFilesAreNamedWithWhatIsWrong) {
   std::string overlap = good;
   overlap.replace(overlap.find("\"copy_overlap\": 0.25"), 20, "\"copy_overlap\": 1.5");
   expect_error(overlap, "copy_overlap");
+  std::string stated = good;
+  const auto h2d = stated.rfind("\"h2d_bandwidth\": ");  // the stated one: last
+  stated.replace(h2d, stated.find(',', h2d) - h2d, "\"h2d_bandwidth\": \"fast\"");
+  expect_error(stated, "h2d_bandwidth");
+  std::string stated_kind = good;
+  const auto at = stated_kind.find("\"stated_rates\": {");
+  stated_kind.replace(at, 17, "\"stated_rates\": [{");
+  stated_kind.replace(stated_kind.find('}', at), 1, "}]");
+  expect_error(stated_kind, "stated_rates");
   EXPECT_THROW((void)parse_device("sim:" + (dir_ / "missing.json").string(), "--device"),
                ConfigError);
   try {

@@ -96,6 +96,10 @@ TEST_F(CompareTest, WritesResultsJsonCsvTracesAndCharts) {
                           "device", "optimizer_state", "attention", "head_chunks"})
     EXPECT_TRUE(j["assumptions"].contains(key)) << key;
   EXPECT_EQ(j["assumptions"]["optimizer_state"], "device");
+  // What the backend stated to the cost model (calibrate --fit reads it back).
+  for (const char* key :
+       {"matrix_flops", "vector_flops", "memory_bandwidth", "h2d_bandwidth", "d2h_bandwidth"})
+    EXPECT_TRUE(j["assumptions"]["stated_rates"][key].is_number()) << key;
   EXPECT_EQ(j["unlimited"]["peak_bytes"].get<std::size_t>(), result.unlimited.peak_bytes);
   ASSERT_EQ(j["runs"].size(), result.runs.size());
   for (const auto& run : j["runs"]) {

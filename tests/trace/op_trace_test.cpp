@@ -150,6 +150,36 @@ TEST(OpTrace, SimStepHasEveryKernelOnModelledTime) {
   EXPECT_LE(busy, steps + 1e-3);
 }
 
+// On a measured profile the sim charges kernel_seconds (here: the roofline plus a kernel
+// overhead), and its spans show that duration, not the datasheet roofline.
+TEST(OpTrace, SimSpansLastWhatAMeasuredProfileCharges) {
+  DeviceProfile p = find_device_profile("a100-40gb");
+  p.kernel_overhead = 2e-3;
+  const auto path = std::filesystem::temp_directory_path() /
+                    ("memento_op_trace_measured_" +
+                     std::to_string(::testing::UnitTest::GetInstance()->random_seed()) + ".json");
+  {
+    testing::Rig s(make_sim_backend(p), 0, "lru", {.trace_file = path.string()});
+    s.model = make_gpt2(gpt2_preset("gpt2-tiny"), s.tape, 7);
+    Trainer trainer(s.tape, *s.model, {});
+    (void)trainer.step();
+  }
+  std::ifstream in(path);
+  ASSERT_TRUE(in.good()) << "no trace at " << path;
+  const Json trace = Json::parse(in);
+  std::filesystem::remove(path);
+  std::size_t checked = 0;
+  for (const Json& k : spans(trace, "kernel")) {
+    const Json& args = k.at("args");
+    const KernelCost cost{args.at("flops").get<double>(), args.at("bytes").get<double>(),
+                          args.at("tensor_cores").get<bool>()};
+    const double expected = p.kernel_seconds(k.at("name").get<std::string>(), cost);
+    EXPECT_NEAR(k.at("dur").get<double>(), expected * 1e6, 1e-3) << k.dump();
+    checked += expected >= p.kernel_overhead ? 1 : 0;
+  }
+  EXPECT_GT(checked, 10u);
+}
+
 TEST(OpTrace, HostAdamWIsAHostSpan) {
   for (const char* device : {"host", "sim"})
     expect_complete(run(device, OptimizerPlacement::host), device, false);

@@ -57,24 +57,32 @@ std::string device_profile_json(const DeviceProfile& p) {
   }
   Json efficiencies = Json::object();
   for (const KernelEfficiency& e : p.efficiencies) efficiencies[e.name] = e.efficiency;
-  const Json j = {{"memento_device_profile", kFormatVersion},
-                  {"name", p.name},
-                  {"description", p.description},
-                  {"source", p.source},
-                  {"capacity_bytes", p.capacity},
-                  {"matrix_flops", p.matrix_flops},
-                  {"vector_flops", p.vector_flops},
-                  {"memory_bandwidth", p.hbm_bandwidth},
-                  {"h2d_bandwidth", p.h2d_bandwidth},
-                  {"d2h_bandwidth", p.d2h_bandwidth},
-                  {"launch_latency_s", p.launch_latency},
-                  {"kernel_overhead_s", p.kernel_overhead},
-                  {"segment_allocate_s", p.segment_allocate_seconds},
-                  {"segment_free_s", p.segment_free_seconds},
-                  {"copy_overlap", p.copy_overlap},
-                  {"host_optimizer_bandwidth", p.host_optimizer_bandwidth},
-                  {"efficiencies", std::move(efficiencies)},
-                  {"kernels", std::move(kernels)}};
+  Json j = {{"memento_device_profile", kFormatVersion},
+            {"name", p.name},
+            {"description", p.description},
+            {"source", p.source},
+            {"capacity_bytes", p.capacity},
+            {"matrix_flops", p.matrix_flops},
+            {"vector_flops", p.vector_flops},
+            {"memory_bandwidth", p.hbm_bandwidth},
+            {"h2d_bandwidth", p.h2d_bandwidth},
+            {"d2h_bandwidth", p.d2h_bandwidth},
+            {"launch_latency_s", p.launch_latency},
+            {"kernel_overhead_s", p.kernel_overhead},
+            {"segment_allocate_s", p.segment_allocate_seconds},
+            {"segment_free_s", p.segment_free_seconds},
+            {"copy_overlap", p.copy_overlap},
+            {"host_optimizer_bandwidth", p.host_optimizer_bandwidth},
+            {"efficiencies", std::move(efficiencies)},
+            {"kernels", std::move(kernels)}};
+  if (p.stated_rates) {
+    const StatedRates& r = *p.stated_rates;
+    j["stated_rates"] = {{"matrix_flops", r.matrix_flops},
+                         {"vector_flops", r.vector_flops},
+                         {"memory_bandwidth", r.memory_bandwidth},
+                         {"h2d_bandwidth", r.h2d_bandwidth},
+                         {"d2h_bandwidth", r.d2h_bandwidth}};
+  }
   return j.dump(1) + "\n";
 }
 
@@ -137,6 +145,17 @@ DeviceProfile parse_device_profile(std::string_view text, std::string_view origi
         fail(fmt::format("efficiency of \"{}\" is {}; accepted: a finite number > 0",
                          text::printable(name), text::printable(value.dump())));
       p.efficiencies.push_back({name, value.get<double>()});
+    }
+    if (j.contains("stated_rates")) {
+      const Json& r = j["stated_rates"];
+      if (!r.is_object())
+        fail(
+            "\"stated_rates\" is not an object of matrix_flops, vector_flops, "
+            "memory_bandwidth, h2d_bandwidth, d2h_bandwidth (0: not stated)");
+      p.stated_rates =
+          StatedRates{number(r, "matrix_flops", false), number(r, "vector_flops", false),
+                      number(r, "memory_bandwidth", false), number(r, "h2d_bandwidth", false),
+                      number(r, "d2h_bandwidth", false)};
     }
     if (!j.contains("kernels") || !j["kernels"].is_array())
       fail("\"kernels\" is missing or not an array");

@@ -78,11 +78,19 @@ DeviceInfo make_info(const DeviceProfile& profile) {
   info.name = "sim:" + profile.name;
   info.capacity = profile.capacity;
   info.numa_node = -1;
-  info.matrix_flops = profile.matrix_flops;
-  info.vector_flops = profile.vector_flops;
-  info.memory_bandwidth = profile.hbm_bandwidth;
-  info.h2d_bandwidth = profile.h2d_bandwidth;
-  info.d2h_bandwidth = profile.d2h_bandwidth;
+  // The rates the modelled device's own backend states, so that the runtime decides as it
+  // would there (a measured profile records them); else the profile's figures.
+  const StatedRates stated = profile.stated_rates.value_or(
+      StatedRates{profile.matrix_flops, profile.vector_flops, profile.hbm_bandwidth,
+                  profile.h2d_bandwidth, profile.d2h_bandwidth});
+  info.matrix_flops = stated.matrix_flops;
+  info.vector_flops = stated.vector_flops;
+  info.memory_bandwidth = stated.memory_bandwidth;
+  info.h2d_bandwidth = stated.h2d_bandwidth;
+  info.d2h_bandwidth = stated.d2h_bandwidth;
+  info.rates_source = profile.stated_rates
+                          ? "what the measured device's backend stated: " + profile.source
+                          : "the sim profile's figures: " + profile.source;
   // A model: kernels and copies only advance clocks, memory is address space.
   info.executes_kernels = false;
   info.holds_data = false;
