@@ -41,11 +41,15 @@ struct CalibrateOptions {
 [[nodiscard]] DeviceProfile measure_device(Backend& backend, const CalibrateOptions& options);
 
 /// A profile fitted from recorded runs on a device without that device: `results` is a
-/// `memento compare` results.json (its assumptions name the model), `trace` a Chrome trace
-/// of the same model recorded with blocking launches (each forward op's span is its device
-/// time plus a fixed per-op host overhead, estimated from the smallest ops and taken off).
-/// Kernels the trace lacks (backward, optimizer) take the efficiency of their forward op,
-/// or their class's. `base` is the datasheet profile of the same device.
+/// `memento compare` results.json (its assumptions name the model and what the backend
+/// stated to the cost model), `trace` a Chrome trace of the same model:
+/// - with device spans (category "kernel": compare --out and train --trace write them), each
+///   kernel of the steps after the first at its median device time, unscaled;
+/// - else recorded with blocking launches (each forward op's span is its device time plus a
+///   fixed per-op host overhead, estimated from the smallest ops and taken off), scaled to
+///   the results' unlimited step and every-layer overhead. Kernels the trace lacks
+///   (backward, optimizer) take the efficiency of their forward op, or their class's.
+/// `base` is the datasheet profile of the same device.
 [[nodiscard]] DeviceProfile fit_profile(const std::filesystem::path& results,
                                         const std::filesystem::path& trace,
                                         const DeviceProfile& base, const Progress& progress = {});

@@ -65,7 +65,8 @@ struct Recorded {
   bool stated_recorded = false;
 };
 
-Recorded recorded_runs(const fs::path& results) {
+// `every_layer`: the every-layer run is required (the blocking-trace fit scales to it).
+Recorded recorded_runs(const fs::path& results, bool every_layer) {
   const Json j = read_json(results, "results file");
   Recorded r;
   try {
@@ -87,7 +88,12 @@ Recorded recorded_runs(const fs::path& results) {
     MEMENTO_FAIL(ConfigError, fmt::format("the results file \"{}\": {}", results.string(),
                                           text::printable(e.what())));
   }
-  MEMENTO_EXPECTS(r.unlimited_s > 0 && r.every_layer_overhead > 0,
+  MEMENTO_EXPECTS(r.unlimited_s > 0,
+                  fmt::format("the results file \"{}\" has no unlimited step "
+                              "time (a results.json from memento compare)",
+                              results.string()),
+                  ConfigError);
+  MEMENTO_EXPECTS(!every_layer || r.every_layer_overhead > 0,
                   fmt::format("the results file \"{}\" needs the unlimited step and a run of "
                               "strategy every-layer that fit (compare --strategies "
                               "every-layer,...)",
@@ -135,8 +141,44 @@ nn::Gpt2Config workload_of(const fs::path& results) {
   return {};
 }
 
+namespace {
+
+// The fit from a trace with device spans (category "kernel"): every kernel of the steps
+// after the first at its own device time, nothing to scale.
+DeviceProfile fit_device_spans(const fs::path& results, const fs::path& trace,
+                               const DeviceProfile& base, const std::vector<KernelSample>& spans,
+                               const Progress& progress) {
+  const nn::Gpt2Config model = workload_of(results);
+  const Recorded rec = recorded_runs(results, false);
+  DeviceProfile p = base;
+  p.stated_rates = rec.stated;
+  p.kernels = median_kernels(spans, 0);
+  fit_rates(p);
+  const double sim_s = sim_run(p, model, "none", 0).step_seconds;
+  p.source = fmt::format(
+      "fitted by memento calibrate --fit from {} and the device spans of {} ({} kernels from "
+      "{} spans after the first step, unscaled: the sim's unlimited step {:.2f} ms against "
+      "{:.2f} ms recorded); rates for kernels not in the trace from the {} datasheet; the cost "
+      "model's rates as the run's backend stated them{}",
+      results.filename().string(), trace.filename().string(), p.kernels.size(), spans.size(),
+      sim_s * 1e3, rec.unlimited_s * 1e3, base.name,
+      rec.stated_recorded ? "" : " (none: the results predate stated_rates)");
+  if (progress)
+    progress(
+        fmt::format("fitted {} kernels of {} from device spans: matrix {:.2f} TFLOP/s, "
+                    "vector {:.2f} TFLOP/s; the sim's unlimited step {:.2f} ms, recorded "
+                    "{:.2f} ms",
+                    p.kernels.size(), model.name, p.matrix_flops / 1e12, p.vector_flops / 1e12,
+                    sim_s * 1e3, rec.unlimited_s * 1e3));
+  return p;
+}
+
+}  // namespace
+
 DeviceProfile fit_profile(const fs::path& results, const fs::path& trace, const DeviceProfile& base,
                           const Progress& progress) {
+  const std::vector<KernelSample> spans = kernel_spans(trace, first_step_end(trace));
+  if (!spans.empty()) return fit_device_spans(results, trace, base, spans, progress);
   const nn::Gpt2Config model = workload_of(results);
   const std::map<std::string, double> measured = op_times(trace);
   // The kernels of one step and their costs, from the model on the datasheet profile.
@@ -165,7 +207,7 @@ DeviceProfile fit_profile(const fs::path& results, const fs::path& trace, const 
                   ConfigError);
   overhead = std::max(0.0, overhead);
 
-  const Recorded rec = recorded_runs(results);
+  const Recorded rec = recorded_runs(results, true);
   DeviceProfile p = base;
   p.stated_rates = rec.stated;
   p.source = fmt::format(

@@ -90,7 +90,9 @@ TimedTraining time_training(Backend& backend, const nn::Gpt2Config& model, int s
   return out;
 }
 
-std::vector<KernelSample> kernel_spans(const std::filesystem::path& trace, double from_seconds) {
+namespace {
+
+nlohmann::json read_trace(const std::filesystem::path& trace) {
   using Json = nlohmann::json;
   Json j;
   try {
@@ -104,21 +106,47 @@ std::vector<KernelSample> kernel_spans(const std::filesystem::path& trace, doubl
                               "memento train --trace or compare --out)",
                               trace.string()),
                   ConfigError);
+  return j;
+}
+
+bool is_span(const nlohmann::json& e, std::string_view category) {
+  return e.is_object() && e.value("ph", "") == "X" && e.value("cat", "") == category &&
+         e.contains("ts") && e["ts"].is_number() && e.contains("dur") && e["dur"].is_number();
+}
+
+}  // namespace
+
+std::vector<KernelSample> kernel_spans(const std::filesystem::path& trace, double from_seconds) {
+  const nlohmann::json j = read_trace(trace);
   std::vector<KernelSample> out;
-  for (const Json& e : j["traceEvents"]) {
-    if (!e.is_object() || e.value("ph", "") != "X" || e.value("cat", "") != "kernel") continue;
-    const Json* args = e.contains("args") && e["args"].is_object() ? &e["args"] : nullptr;
-    if (args == nullptr || !e.contains("ts") || !e.contains("dur") || !e["dur"].is_number())
-      continue;
+  for (const nlohmann::json& e : j["traceEvents"]) {
+    if (!is_span(e, "kernel") || !e.contains("args") || !e["args"].is_object()) continue;
     if (e["ts"].get<double>() < from_seconds * 1e6) continue;
+    const nlohmann::json& args = e["args"];
     KernelSample s;
-    s.name = args->value("kernel", e.value("name", ""));
-    s.cost = {args->value("flops", 0.0), args->value("bytes", 0.0),
-              args->value("tensor_cores", false)};
+    s.name = args.value("kernel", e.value("name", ""));
+    s.cost = {args.value("flops", 0.0), args.value("bytes", 0.0),
+              args.value("tensor_cores", false)};
     s.seconds = e["dur"].get<double>() * 1e-6;
     out.push_back(std::move(s));
   }
   return out;
+}
+
+double first_step_end(const std::filesystem::path& trace) {
+  const nlohmann::json j = read_trace(trace);
+  double first_start = 0, end = 0;
+  bool found = false;
+  for (const nlohmann::json& e : j["traceEvents"]) {
+    if (!is_span(e, "step")) continue;
+    const double ts = e["ts"].get<double>();
+    if (!found || ts < first_start) {
+      first_start = ts;
+      end = ts + e["dur"].get<double>();
+      found = true;
+    }
+  }
+  return end * 1e-6;
 }
 
 std::vector<MeasuredKernel> median_kernels(const std::vector<KernelSample>& samples,

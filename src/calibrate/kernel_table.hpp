@@ -38,6 +38,9 @@ struct TimedTraining {
 /// naming the file when it is not a trace.
 [[nodiscard]] std::vector<KernelSample> kernel_spans(const std::filesystem::path& trace,
                                                      double from_seconds = 0);
+/// Where the first step of `trace` ends (its first "step" span), in seconds on the trace's
+/// clock; 0 when it has no step spans.
+[[nodiscard]] double first_step_end(const std::filesystem::path& trace);
 
 /// One entry per distinct (name, flops, bytes): the median of its samples' seconds less
 /// `overhead` (not below zero), in first-launch order.

@@ -79,7 +79,10 @@ TEST(KernelSpans, ReadsKernelSpansFromATraceAndSaysWhatIsWrong) {
      "args": {"kernel": "gelu", "flops": 8, "bytes": 16, "tensor_cores": false}},
     {"ph": "X", "cat": "kernel", "name": "linear 1x2x3", "ts": 2000000, "dur": 7,
      "args": {"kernel": "linear 1x2x3", "flops": 12, "bytes": 24, "tensor_cores": true}},
+    {"ph": "X", "cat": "step", "name": "step 1", "ts": 1800000, "dur": 900000},
+    {"ph": "X", "cat": "step", "name": "step 0", "ts": 5, "dur": 1500000},
     {"ph": "X", "cat": "compute", "name": "gelu", "ts": 2000000, "dur": 9}]})";
+  EXPECT_DOUBLE_EQ(first_step_end(path), 1.500005);
   const std::vector<KernelSample> all = kernel_spans(path);
   ASSERT_EQ(all.size(), 2u);
   EXPECT_EQ(all[0].name, "gelu");
