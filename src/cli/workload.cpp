@@ -16,6 +16,10 @@
 namespace memento::cli {
 namespace {
 
+// The host AdamW's CPU rate on sim without a measured one: what the 2-vCPU development VM
+// reached with two threads (docs/RESULTS.md, "Host AdamW").
+constexpr double kDefaultHostUpdateBandwidth = 40e9;
+
 // The least device memory fp32 training with the optimizer on the device can need: the
 // parameters and what lies outside the blocks (the logits and their gradient), the
 // gradients and m and v, every block's input checkpointed and one block's saved
@@ -61,7 +65,7 @@ void add_workload_options(CLI::App& command, WorkloadOptions& o) {
   command
       .add_option("--host-update-bandwidth", o.host_update_gbps,
                   "with AdamW on the host, on sim: the CPU step's memory traffic rate in GB/s "
-                  "(default 40; about 30 bytes per parameter)")
+                  "(default: a measured profile's, else 40; about 30 bytes per parameter)")
       ->check(CLI::PositiveNumber);
 }
 
@@ -106,16 +110,29 @@ ModelSpec parse_model(const WorkloadOptions& o, const DeviceSpec& device,
     m.optimizer =
         optimizer == "host" ? nn::OptimizerPlacement::host : nn::OptimizerPlacement::device;
   }
-  MEMENTO_EXPECTS(o.host_update_gbps > 0 && std::isfinite(o.host_update_gbps),
-                  fmt::format("--host-update-bandwidth={}: accepted: a positive number of GB/s",
-                              o.host_update_gbps),
-                  ConfigError);
+  double update_bandwidth = kDefaultHostUpdateBandwidth;
+  std::string update_source = "the built-in default, the development VM's";
+  if (o.host_update_gbps) {
+    MEMENTO_EXPECTS(*o.host_update_gbps > 0 && std::isfinite(*o.host_update_gbps),
+                    fmt::format("--host-update-bandwidth={}: accepted: a positive number of GB/s",
+                                *o.host_update_gbps),
+                    ConfigError);
+    update_bandwidth = *o.host_update_gbps * 1e9;
+    update_source = "--host-update-bandwidth";
+  } else if (device.kind == BackendKind::sim) {
+    const double measured = find_device_profile(device.profile).host_optimizer_bandwidth;
+    if (measured > 0) {  // calibrated on the machine it models
+      update_bandwidth = measured;
+      update_source = "measured by memento calibrate";
+    }
+  }
   MEMENTO_EXPECTS(!o.link_bf16 || m.optimizer == nn::OptimizerPlacement::host,
                   "--link-bf16 applies to AdamW on the host (--optimizer host, or auto when it "
                   "chooses the host); AdamW stays on the device here",
                   ConfigError);
   m.link_bf16 = o.link_bf16;
-  m.host_update_bandwidth = o.host_update_gbps * 1e9;
+  m.host_update_bandwidth = update_bandwidth;
+  if (device.kind == BackendKind::sim) m.host_update_source = update_source;
   m.host_overlap = o.host_overlap;
   const nn::DType dt = bf16 ? nn::DType::bf16 : nn::DType::f32;
   m.mlp_config.dtype = dt;
@@ -181,10 +198,14 @@ std::string describe_optimizer(const ModelSpec& m, std::size_t parameters) {
         "step on the CPU; the device holds the {} weights ({}) and each fp32 gradient only "
         "until the backward finishes it, when it is copied to pinned host memory{}; each "
         "parameter's update runs as its gradient arrives, overlapping the backward, and its new "
-        "weights are copied back before the next forward",
+        "weights are copied back before the next forward{}",
         format_bytes(n * 12), m.dtype() == nn::DType::bf16 ? "bf16" : "fp32",
         format_bytes(n * nn::dtype_bytes(m.dtype())),
-        m.link_bf16 ? " in bf16 (--link-bf16: half the bytes, rounded gradients)" : "");
+        m.link_bf16 ? " in bf16 (--link-bf16: half the bytes, rounded gradients)" : "",
+        m.host_update_source.empty()
+            ? std::string()
+            : fmt::format("; the sim runs the CPU step at {:.1f} GB/s ({})",
+                          m.host_update_bandwidth / 1e9, m.host_update_source));
   return fmt::format(
       "AdamW on the device: its state (m, v in fp32{}) and the fp32 gradients live on the "
       "device, inside the budget (with the parameters: {}, never evicted)",

@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "memento/config.hpp"
@@ -27,8 +28,10 @@ struct WorkloadOptions {
   std::string optimizer = "auto";   // where AdamW lives: device, host or auto
   std::string attention = "eager";  // GPT-2's attention: eager or fused
   bool link_bf16 = false;           // host AdamW: gradients cross the link in bf16
-  double host_update_gbps = 40;     // host AdamW on sim: the CPU step's memory traffic rate
-  bool host_overlap = true;         // host AdamW: updates overlap the backward (no CLI flag)
+  // Host AdamW on sim: the CPU step's memory traffic rate, GB/s. Unset: a measured sim
+  // profile's (host_optimizer_bandwidth), else 40.
+  std::optional<double> host_update_gbps = std::nullopt;
+  bool host_overlap = true;  // host AdamW: updates overlap the backward (no CLI flag)
 };
 
 /// --model, --batch, --seq, --dtype, --optimizer, --attention, --link-bf16 and
@@ -43,6 +46,7 @@ struct ModelSpec {
   std::string optimizer_reason;         // why auto chose what it chose; empty when given
   bool link_bf16 = false;               // host placement: bf16 gradients over the link
   double host_update_bandwidth = 40e9;  // host placement on sim, bytes/s
+  std::string host_update_source;       // on sim: where that rate comes from
   bool host_overlap = true;
   /// The trainer's AdamW options for this workload (lr aside).
   [[nodiscard]] nn::AdamWOptions adamw(float lr) const {

@@ -74,19 +74,28 @@ TEST(HostAdamWExposure, SeedRow1ShowsOnlyTheEmbeddingsUpdate) {
     for (const char* attention : {"fused", "eager"})
       EXPECT_LE(check_row(kRow1, attention, gbps), 1.1 * embedding) << attention << gbps;
   }
+  // Issue 16's target (at most 15% of the step) from 80 GB/s.
+  EXPECT_LE(check_row(kRow1, "fused", 80),
+            0.15 * step_times(kRow1, "fused", true, 80, false).unlimited);
   // bf16 gradients: half the gradient bytes on the link, 28 instead of 30 bytes of CPU traffic.
   EXPECT_LE(check_row(kRow1, "fused", 40, true), 1.1 * 50257.0 * 768 * 28 / 40e9);
 }
 
 // The CPU update (1.17 s and 4.4 s at 40 GB/s) outlasts these rows' backward: the overlap
-// hides a backward's worth of it.
+// hides a backward's worth of it. Issue 16's target, the exposed update at most 15% of the
+// step, holds from 80 GB/s on row 2 and from 160 GB/s on row 3 (a server's CPU; this
+// 2-vCPU VM reaches 40): asserted at those rates, the sim being deterministic.
 TEST(HostAdamWExposure, SeedRow2) {
-  for (const double gbps : {40.0, 80.0})
-    (void)check_row({"gpt2-1.5b", 16, "sim:rtx4090", "20GB"}, "fused", gbps);
+  const Row row{"gpt2-1.5b", 16, "sim:rtx4090", "20GB"};
+  (void)check_row(row, "fused", 40.0);
+  const double at80 = check_row(row, "fused", 80.0);
+  EXPECT_LE(at80, 0.15 * step_times(row, "fused", true, 80.0, false).unlimited);
 }
 TEST(HostAdamWExposure, SeedRow3) {
-  for (const double gbps : {40.0, 80.0})
-    (void)check_row({"gpt-j-6b", 8, "sim:a100-40gb", "32GB"}, "fused", gbps);
+  const Row row{"gpt-j-6b", 8, "sim:a100-40gb", "32GB"};
+  for (const double gbps : {40.0, 80.0}) (void)check_row(row, "fused", gbps);
+  const double at160 = check_row(row, "fused", 160.0);
+  EXPECT_LE(at160, 0.15 * step_times(row, "fused", true, 160.0, false).unlimited);
 }
 
 }  // namespace
