@@ -64,7 +64,22 @@ int main(int argc, char** argv) {
                         "observe (default: observe the first step under the policy, then plan "
                         "keep / offload / recompute per tensor for the budget and apply it from "
                         "the second) or none (the policy alone)");
-  train_cmd->add_option("--dtype", train.dtype, "fp32 or bf16 (bf16: cuda and sim)");
+  train_cmd->add_option("--dtype", train.dtype,
+                        "fp32 (default), bf16 (cuda and sim) or auto (bf16 on sim and cuda when "
+                        "--optimizer auto moves AdamW to the host)");
+  train_cmd->add_option("--optimizer", train.optimizer,
+                        "where AdamW's state and step live: device (default), host (ZeRO-Offload "
+                        "style: fp32 master weights, m, v and the update on the CPU, gradients "
+                        "streamed off the device) or auto (host when device-side training "
+                        "cannot fit the budget)");
+  train_cmd->add_flag("--link-bf16", train.link_bf16,
+                      "with AdamW on the host: gradients cross the link in bf16 (changes the "
+                      "numerics: the update sees rounded gradients)");
+  train_cmd
+      ->add_option("--host-update-bandwidth", train.host_update_gbps,
+                   "with AdamW on the host, on sim: the CPU step's memory traffic rate in "
+                   "GB/s (default: a measured profile's, else 40)")
+      ->check(CLI::PositiveNumber);
   train_cmd->add_option("--attention", train.attention,
                         "GPT-2's attention: eager (the scores are an activation) or fused (one "
                         "op, the scores are scratch)");

@@ -61,10 +61,6 @@ int run_train(const TrainOptions& o) {
       o.host_budget ? parse_bytes(*o.host_budget, o.sources.host_budget) : std::size_t{16} << 30;
   PinnedHostPool pool(*backend, host_budget);
   const std::string policy = parse_policy(o.policy, o.sources.policy);
-  MEMENTO_EXPECTS(o.dtype == "fp32" || o.dtype == "bf16",
-                  fmt::format("--dtype=\"{}\" is not accepted; accepted: fp32, bf16", o.dtype),
-                  ConfigError);
-  const nn::DType dtype = o.dtype == "bf16" ? nn::DType::bf16 : nn::DType::f32;
   MEMENTO_EXPECTS(o.plan == "observe" || o.plan == "none",
                   fmt::format("--plan=\"{}\" is not accepted; accepted: observe, none", o.plan),
                   ConfigError);
@@ -72,26 +68,21 @@ int run_train(const TrainOptions& o) {
   Runtime rt(*backend, alloc, &pool, make_policy(policy),
              {.trace_file = o.trace_file, .plan_from_observation = observe});
   nn::Tape tape(rt, alloc, *backend);
-  std::unique_ptr<nn::Model> model;
-  if (o.model == "mlp") {
-    MEMENTO_EXPECTS(o.attention == "eager",
-                    "--attention applies to the GPT-2 models only, not to mlp", ConfigError);
-    nn::MlpConfig c;
-    c.dtype = dtype;
-    if (o.batch > 0) c.batch = o.batch;
-    model = nn::make_mlp(c, tape, o.seed);
-  } else {
-    nn::Gpt2Config c = nn::gpt2_preset(o.model);
-    c.dtype = dtype;
-    c.attention = nn::parse_attention(o.attention);
-    if (o.batch > 0) c.batch = o.batch;
-    if (o.seq > 0) c.seq = o.seq;
-    model = nn::make_gpt2(c, tape, o.seed);
-  }
+  const ModelSpec spec_of_model = parse_model({.model = o.model,
+                                               .batch = o.batch,
+                                               .seq = o.seq,
+                                               .dtype = o.dtype,
+                                               .optimizer = o.optimizer,
+                                               .attention = o.attention,
+                                               .link_bf16 = o.link_bf16,
+                                               .host_update_gbps = o.host_update_gbps},
+                                              spec, alloc.budget());
+  std::unique_ptr<nn::Model> model = build_model(spec_of_model, tape, o.seed);
+  const std::size_t parameters = model->parameter_count();
   if (observe) {
     // The static planners' plans for this model are among the planner's starting points.
     plan::ChainShape shape = model->chain_shape();
-    shape.fixed_bytes += 12.0 * static_cast<double>(model->parameter_count());  // grads, m, v
+    shape.fixed_bytes += trainer_bytes(spec_of_model, parameters);  // grads, m, v, ...
     const DeviceInfo& info = backend->info();
     rt.set_plan_candidates(nn::plan_candidates(
         shape, {.budget_bytes = static_cast<double>(alloc.budget()),
@@ -102,14 +93,17 @@ int run_train(const TrainOptions& o) {
                 .host_bytes = static_cast<double>(host_budget)}));
   }
   fmt::print("memento train: {} ({:.1f}M parameters, {}) on {}, budget {}{}, policy {}{}\n",
-             model->name(), static_cast<double>(model->parameter_count()) / 1e6, o.dtype,
-             backend->info().name, format_bytes(alloc.budget()),
+             model->name(), static_cast<double>(parameters) / 1e6,
+             spec_of_model.dtype() == nn::DType::bf16 ? "bf16" : "fp32", backend->info().name,
+             format_bytes(alloc.budget()),
              budget ? fmt::format(" ({} from {})", budget->describe(), budget->source) : "", policy,
              observe ? ", planned from the first step" : "");
   fmt::print("rates: {}\n", describe_rates(backend->info()));
+  fmt::print("optimizer: {}{}\n", describe_optimizer(spec_of_model, parameters),
+             spec_of_model.optimizer_reason.empty() ? "" : "; " + spec_of_model.optimizer_reason);
   fmt::print("{:>5} {:>8} {:>12} {:>12} {:>9} {:>9} {:>10} {:>10} {:>9}\n", "step", "loss",
              "peak alloc", "peak rsrvd", "evicted", "recomp", "step s", "wall s", "phase");
-  nn::Trainer trainer(tape, *model, {.lr = o.lr});
+  nn::Trainer trainer(tape, *model, spec_of_model.adamw(o.lr));
   std::optional<nn::TraceRecorder> recorder = make_recorder(o, spec);
   std::vector<double> seconds;
   std::size_t peak = 0;

@@ -19,8 +19,11 @@ struct TrainOptions {
   /// observe: the budget-only path (observe the first step, plan, apply from the second);
   /// none: the dynamic policy alone.
   std::string plan = "observe";
-  std::string dtype = "fp32";
-  std::string attention = "eager";  // GPT-2's: eager or fused
+  std::string dtype = "fp32";              // fp32, bf16 or auto (as compare's)
+  std::string attention = "eager";         // GPT-2's: eager or fused
+  std::string optimizer = "device";        // where AdamW lives: device, host or auto
+  bool link_bf16 = false;                  // host AdamW: bf16 gradients on the link
+  std::optional<double> host_update_gbps;  // host AdamW on sim: the CPU step's rate
   int steps = 10;
   int batch = 0;  // 0: the preset's
   int seq = 0;    // 0: the preset's
