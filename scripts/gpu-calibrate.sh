@@ -20,9 +20,13 @@ mkdir -p "$out"
 device=${DEVICE:-cuda}
 if [ "$device" = cuda ]; then
   gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
-  case "$gpu" in
-    *H200*) base=h200 ;; *H100*) base=h100-sxm ;; *A100*80*) base=a100-80gb ;;
-    *A100*) base=a100-40gb ;; *4090*) base=rtx4090 ;; *L4*) base=l4 ;; *) base=h100-sxm ;;
+  # As the cuda backend's datasheet_profile_of_gpu matches (whole words); an unknown GPU is
+  # fitted against h100-sxm's datasheet, and says so.
+  case " $gpu " in
+    *" GH200 "*) base=h100-sxm; echo "no datasheet for $gpu: fitting against h100-sxm" ;;
+    *" H200 "*) base=h200 ;; *" H100 "*) base=h100-sxm ;; *" A100"*80GB*) base=a100-80gb ;;
+    *" A100"*) base=a100-40gb ;; *" RTX 4090 "*) base=rtx4090 ;; *" L4 "*) base=l4 ;;
+    *) base=h100-sxm; echo "no datasheet for $gpu: fitting against h100-sxm" ;;
   esac
   workload=(--model gpt2-124m --batch 8 --dtype bf16)
 else

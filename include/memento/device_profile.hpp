@@ -34,7 +34,8 @@ struct KernelEfficiency {
 };
 
 /// Rates a backend states to the runtime's cost model (DeviceInfo's); 0 where it states none
-/// (the runtime then prices work at 1e12 per second).
+/// (the runtime then prices compute and memory at 1e12 per second, and, without a link
+/// rate, plans no offloads).
 struct StatedRates {
   double matrix_flops = 0;
   double vector_flops = 0;
@@ -68,6 +69,11 @@ struct DeviceProfile {
   /// share the compute engine (a CPU with few cores: the copies take cores from the
   /// kernels). Measured as the fraction of the shorter of the two that hid under the other.
   double copy_overlap = 1;
+  /// Whether each new device segment lies below the previous one (the host backend's mmap
+  /// hands out falling addresses; cudaMalloc rising ones). The caching allocator breaks ties
+  /// between equal free blocks by address, so the order decides which block a request
+  /// gets, and with it fragmentation and evictions: the sim follows the measured device's.
+  bool segments_fall = false;
   /// Bytes/s of the host CPU's AdamW update (its memory traffic); 0 when not measured.
   double host_optimizer_bandwidth = 0;
   /// What the measured backend stated to the runtime's cost model when it was measured (the

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstring>
 #include <ctime>
+#include <functional>
 #include <vector>
 
 #include "calibrate/kernel_table.hpp"
@@ -138,6 +139,14 @@ void measure_allocation(Backend& b, const CalibrateOptions& o, DeviceProfile& p)
   }
   p.segment_allocate_seconds = median(alloc);
   p.segment_free_seconds = median(release);
+  // The order of addresses: two segments held at once, the second below the first or not.
+  void* first = b.allocate_segment(o.copy_bytes);
+  void* second = b.allocate_segment(o.copy_bytes);
+  MEMENTO_EXPECTS(first != nullptr && second != nullptr, "calibrate: the device refused a segment",
+                  OutOfMemory);
+  p.segments_fall = std::less<>{}(second, first);
+  b.free_segment(second, o.copy_bytes);
+  b.free_segment(first, o.copy_bytes);
 }
 
 // Bytes/s of the host optimizer's CPU update (HostAdamW's kernel on its thread pool, placed
@@ -198,8 +207,9 @@ DeviceProfile measure_device(Backend& b, const CalibrateOptions& o) {
   say(o, fmt::format("empty kernel round trip {:.1f} us", round_trip * 1e6));
   measure_links(b, o, round_trip, p);
   measure_allocation(b, o, p);
-  say(o, fmt::format("segments: allocate {:.1f} us, free {:.1f} us",
-                     p.segment_allocate_seconds * 1e6, p.segment_free_seconds * 1e6));
+  say(o, fmt::format("segments: allocate {:.1f} us, free {:.1f} us; each new one {} the last",
+                     p.segment_allocate_seconds * 1e6, p.segment_free_seconds * 1e6,
+                     p.segments_fall ? "below" : "above"));
 
   const bool blocking = o.timing == KernelTiming::blocking;
   say(o, fmt::format("kernels: {} steps of {} (batch {}, seq {}), {}", o.steps, o.model.name,

@@ -177,7 +177,8 @@ DeviceProfile fit_device_spans(const fs::path& results, const fs::path& trace,
 
 DeviceProfile fit_profile(const fs::path& results, const fs::path& trace, const DeviceProfile& base,
                           const Progress& progress) {
-  const std::vector<KernelSample> spans = kernel_spans(trace, first_step_end(trace));
+  std::vector<KernelSample> spans = kernel_spans(trace, first_step_end(trace));
+  if (spans.empty()) spans = kernel_spans(trace, 0);  // a one-step run: its only step
   if (!spans.empty()) return fit_device_spans(results, trace, base, spans, progress);
   const nn::Gpt2Config model = workload_of(results);
   const std::map<std::string, double> measured = op_times(trace);

@@ -1,10 +1,12 @@
 #include "calibrate/kernel_table.hpp"
 
 #include <fmt/format.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
+#include <cerrno>
+#include <cstring>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -36,16 +38,24 @@ namespace {
 
 // A file name in the temporary directory for this process's calibration trace, removed
 // when it goes out of scope.
+// A private directory in the temporary directory (mkdtemp: not a name another user can
+// plant), holding this calibration's trace; removed with it.
 struct TemporaryTrace {
+  std::filesystem::path dir;
   std::filesystem::path path;
   TemporaryTrace() {
-    static std::atomic<int> count{0};
-    path = std::filesystem::temp_directory_path() /
-           fmt::format("memento-calibrate-{}-{}.json", ::getpid(), count++);
+    std::string name = (std::filesystem::temp_directory_path() / "memento-calibrate-XXXXXX");
+    MEMENTO_EXPECTS(::mkdtemp(name.data()) != nullptr,
+                    fmt::format("calibrate: cannot create a directory \"{}\" for its trace: {} "
+                                "(TMPDIR names the temporary directory)",
+                                name, std::strerror(errno)),
+                    ConfigError);
+    dir = name;
+    path = dir / "trace.json";
   }
   ~TemporaryTrace() {
     std::error_code ignored;
-    std::filesystem::remove(path, ignored);
+    std::filesystem::remove_all(dir, ignored);
   }
   TemporaryTrace(const TemporaryTrace&) = delete;
   TemporaryTrace& operator=(const TemporaryTrace&) = delete;
@@ -85,15 +95,25 @@ TimedTraining time_training(Backend& backend, const nn::Gpt2Config& model, int s
     }
     if (stream) rt.flush_trace();
   }
-  if (stream) out.kernels = kernel_spans(trace->path, from);
+  if (stream) {
+    out.kernels = kernel_spans(trace->path, from);
+    MEMENTO_EXPECTS(!out.kernels.empty(),
+                    fmt::format("calibrate: the runtime's trace on {} has no device spans (its "
+                                "kernels cannot be timed in stream order here); accepted: "
+                                "--timing blocking",
+                                backend.info().name),
+                    ConfigError);
+  }
   out.launch_latency = median(std::move(issue));
   return out;
 }
 
 namespace {
 
-nlohmann::json read_trace(const std::filesystem::path& trace) {
-  using Json = nlohmann::json;
+using Json = nlohmann::json;
+
+// The events of a Chrome trace: the "traceEvents" of the object format, or the array format.
+Json read_trace(const std::filesystem::path& trace) {
   Json j;
   try {
     j = Json::parse(files::read(trace, "trace"));
@@ -101,7 +121,9 @@ nlohmann::json read_trace(const std::filesystem::path& trace) {
     MEMENTO_FAIL(ConfigError, fmt::format("the trace \"{}\" is not JSON: {}", trace.string(),
                                           text::printable(e.what())));
   }
-  MEMENTO_EXPECTS(j.is_object() && j.contains("traceEvents") && j["traceEvents"].is_array(),
+  if (j.is_object() && j.contains("traceEvents") && j["traceEvents"].is_array())
+    return std::move(j["traceEvents"]);
+  MEMENTO_EXPECTS(j.is_array(),
                   fmt::format("the trace \"{}\" has no traceEvents array (a Chrome trace from "
                               "memento train --trace or compare --out)",
                               trace.string()),
@@ -109,44 +131,55 @@ nlohmann::json read_trace(const std::filesystem::path& trace) {
   return j;
 }
 
-bool is_span(const nlohmann::json& e, std::string_view category) {
-  return e.is_object() && e.value("ph", "") == "X" && e.value("cat", "") == category &&
-         e.contains("ts") && e["ts"].is_number() && e.contains("dur") && e["dur"].is_number();
+// Calls `each` on every complete span ("ph": "X") of `category`; a span whose fields have the
+// wrong types is a ConfigError naming the trace and the event.
+template <class Each>
+void for_each_span(const std::filesystem::path& trace, std::string_view category, Each&& each) {
+  const Json events = read_trace(trace);
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    const Json& e = events[i];
+    if (!e.is_object() || !e.contains("cat") || e["cat"] != category || !e.contains("ph") ||
+        e["ph"] != "X")
+      continue;
+    try {
+      each(e, e.at("ts").get<double>() * 1e-6, e.at("dur").get<double>() * 1e-6);
+    } catch (const Json::exception& ex) {
+      MEMENTO_FAIL(ConfigError,
+                   fmt::format("the trace \"{}\": event {} ({} span): {}", trace.string(), i,
+                               category, text::printable(ex.what())));
+    }
+  }
 }
 
 }  // namespace
 
 std::vector<KernelSample> kernel_spans(const std::filesystem::path& trace, double from_seconds) {
-  const nlohmann::json j = read_trace(trace);
   std::vector<KernelSample> out;
-  for (const nlohmann::json& e : j["traceEvents"]) {
-    if (!is_span(e, "kernel") || !e.contains("args") || !e["args"].is_object()) continue;
-    if (e["ts"].get<double>() < from_seconds * 1e6) continue;
-    const nlohmann::json& args = e["args"];
+  for_each_span(trace, "kernel", [&](const Json& e, double start, double seconds) {
+    if (start < from_seconds) return;
+    const Json& args = e.at("args");
     KernelSample s;
-    s.name = args.value("kernel", e.value("name", ""));
-    s.cost = {args.value("flops", 0.0), args.value("bytes", 0.0),
-              args.value("tensor_cores", false)};
-    s.seconds = e["dur"].get<double>() * 1e-6;
+    s.name = args.contains("kernel") ? args["kernel"].get<std::string>()
+                                     : e.at("name").get<std::string>();
+    s.cost = {args.at("flops").get<double>(), args.at("bytes").get<double>(),
+              args.at("tensor_cores").get<bool>()};
+    s.seconds = seconds;
     out.push_back(std::move(s));
-  }
+  });
   return out;
 }
 
 double first_step_end(const std::filesystem::path& trace) {
-  const nlohmann::json j = read_trace(trace);
   double first_start = 0, end = 0;
   bool found = false;
-  for (const nlohmann::json& e : j["traceEvents"]) {
-    if (!is_span(e, "step")) continue;
-    const double ts = e["ts"].get<double>();
-    if (!found || ts < first_start) {
-      first_start = ts;
-      end = ts + e["dur"].get<double>();
+  for_each_span(trace, "step", [&](const Json&, double start, double seconds) {
+    if (!found || start < first_start) {
+      first_start = start;
+      end = start + seconds;
       found = true;
     }
-  }
-  return end * 1e-6;
+  });
+  return end;
 }
 
 std::vector<MeasuredKernel> median_kernels(const std::vector<KernelSample>& samples,

@@ -15,7 +15,7 @@ namespace memento::calibrate {
 /// How a kernel's time is taken.
 enum class KernelTiming {
   /// The runtime's own device spans (its trace: the body's time on the host worker, cuda
-  /// events on cuda, the model's on sim), kernels queued back to back as in training.
+  /// events on cuda), kernels queued back to back as in training.
   stream,
   /// Each launch waits for its stream to drain and is synchronized after (as
   /// CUDA_LAUNCH_BLOCKING=1 does): launch to completion, round trip included.

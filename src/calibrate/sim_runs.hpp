@@ -22,8 +22,9 @@ struct SimRunOptions {
   std::size_t budget = 0;          ///< bytes; 0: none
   std::string_view policy = "auto";
   int steps = 3;
-  /// The runtime's cost model prices every kernel and byte at 1e12 per second, as it did
-  /// on a backend that states no rates (cuda before it reported its datasheet's).
+  /// The runtime's cost model prices every kernel and memory byte at 1e12 per second, as it
+  /// did on a backend that states no rates (cuda before it reported its datasheet's). The
+  /// link keeps the profile's rate (cuda stated none then, so it never offloaded).
   bool uniform_rates = false;
 };
 

@@ -55,8 +55,8 @@ CLI::App* add_calibrate_command(CLI::App& app, CalibrateCliOptions& o) {
                   "fit a profile from a `memento compare --out` results.json instead of "
                   "measuring (with --trace and --base)");
   cmd->add_option("--trace", o.trace,
-                  "with --fit: a Chrome trace of the same model recorded with "
-                  "CUDA_LAUNCH_BLOCKING=1 (memento train --trace)");
+                  "with --fit: a Chrome trace of the same run with device spans (compare --out "
+                  "writes trace-unlimited.json), or one recorded with CUDA_LAUNCH_BLOCKING=1");
   cmd->add_option("--base", o.base,
                   "with --fit: the datasheet profile of the recorded device (e.g. h200)");
   cmd->add_option("--out", o.out, "the profile file to write (PROFILE.json)")->required();
@@ -71,7 +71,8 @@ CLI::App* add_calibrate_command(CLI::App& app, CalibrateCliOptions& o) {
   cmd->add_option("--steps", o.steps, "training steps timed; the first is not used (default 4)")
       ->check(CLI::Range(2, 1000));
   cmd->add_option("--timing", o.timing,
-                  "how kernels are timed: stream (default: each kernel's device span, kernels "
+                  "when measuring, how kernels are timed: stream (default: each kernel's device "
+                  "span, kernels "
                   "queued as in training) or blocking (one at a time, less an empty kernel's "
                   "round trip)");
   return cmd;
@@ -89,7 +90,7 @@ int run_calibrate_command(const CalibrateCliOptions& o) {
                     "measure a device",
                     ConfigError);
     MEMENTO_EXPECTS(o.trace && o.base,
-                    "--fit needs --trace (the run's blocking-launch Chrome trace) and --base (the "
+                    "--fit needs --trace (a Chrome trace of the run) and --base (the "
                     "datasheet profile of its device, e.g. h200)",
                     ConfigError);
     const DeviceProfile p =

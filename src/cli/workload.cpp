@@ -20,13 +20,13 @@ namespace {
 // reached with two threads (docs/RESULTS.md, "Host AdamW").
 constexpr double kDefaultHostUpdateBandwidth = 40e9;
 
-// The least device memory fp32 training with the optimizer on the device can need: the
-// parameters and what lies outside the blocks (the logits and their gradient), the
-// gradients and m and v, every block's input checkpointed and one block's saved
-// activations. From a model built on sim (no data is made).
-double device_floor_bytes(ModelSpec m) {
-  m.mlp_config.dtype = nn::DType::f32;
-  m.gpt.dtype = nn::DType::f32;
+// The least device memory training in fp32 (or bf16) with the optimizer on the device can
+// need: the parameters and what lies outside the blocks (the logits and their gradient), the
+// gradients and m and v (and bf16's fp32 master weights), every block's input checkpointed
+// and one block's saved activations. From a model built on sim (no data is made).
+double device_floor_bytes(ModelSpec m, bool bf16) {
+  m.mlp_config.dtype = bf16 ? nn::DType::bf16 : nn::DType::f32;
+  m.gpt.dtype = m.mlp_config.dtype;
   auto backend = make_backend(parse_device("sim:h200", "probe"));
   CachingAllocator alloc(*backend);
   Runtime rt(*backend, alloc, nullptr, make_policy("lru"));
@@ -34,7 +34,7 @@ double device_floor_bytes(ModelSpec m) {
   std::unique_ptr<nn::Model> model = build_model(m, tape, 0);
   const nn::ChainShape s = model->chain_shape();
   const double params = static_cast<double>(model->parameter_count());
-  return s.fixed_bytes + 12 * params + s.blocks * s.input_bytes + s.saved_bytes;
+  return s.fixed_bytes + (bf16 ? 16 : 12) * params + s.blocks * s.input_bytes + s.saved_bytes;
 }
 
 }  // namespace
@@ -97,14 +97,14 @@ ModelSpec parse_model(const WorkloadOptions& o, const DeviceSpec& device,
   }
   bool bf16 = dtype == "bf16";
   if (optimizer == "auto") {
-    const double floor = device_floor_bytes(m);
+    const double floor = device_floor_bytes(m, bf16);
     const bool host = floor > static_cast<double>(smallest_budget);
     m.optimizer = host ? nn::OptimizerPlacement::host : nn::OptimizerPlacement::device;
     m.optimizer_reason = fmt::format(
-        "chosen by --optimizer auto: fp32 training with AdamW on the device needs at least {} "
+        "chosen by --optimizer auto: {} training with AdamW on the device needs at least {} "
         "(every block checkpointed), {} the smallest budget, {}",
-        format_bytes(static_cast<std::size_t>(floor)), host ? "more than" : "within",
-        format_bytes(smallest_budget));
+        bf16 ? "bf16" : "fp32", format_bytes(static_cast<std::size_t>(floor)),
+        host ? "more than" : "within", format_bytes(smallest_budget));
     if (host && dtype == "auto") bf16 = device.kind != BackendKind::host;
   } else {
     m.optimizer =
@@ -182,7 +182,11 @@ std::string describe_rates(const DeviceInfo& info) {
       rate(info.matrix_flops, "TFLOP/s", 1e12), rate(info.vector_flops, "TFLOP/s", 1e12),
       rate(info.memory_bandwidth, "GB/s", 1e9), rate(info.h2d_bandwidth, "GB/s", 1e9),
       rate(info.d2h_bandwidth, "GB/s", 1e9));
-  if (!info.rates_source.empty()) return rates + " (" + info.rates_source + ")";
+  const std::string unknown = info.matrix_flops > 0
+                                  ? std::string()
+                                  : "; no compute rates, so the cost model uses 1e12 FLOP/s and "
+                                    "bytes/s, right only in ratios between ops";
+  if (!info.rates_source.empty()) return rates + " (" + info.rates_source + unknown + ")";
   return rates +
          (info.h2d_bandwidth > 0 ? " (the link: the host backend's throttle" : " (no link rate") +
          "; compute: not measured on this backend yet, so the cost model uses 1e12 FLOP/s "

@@ -72,7 +72,7 @@ class Trainer {
   struct State {
     void* m = nullptr;
     void* v = nullptr;
-    void* master = nullptr;  // fp32 master weights of a bf16 parameter (cuda backend only)
+    void* master = nullptr;  // fp32 master weights of a bf16 parameter (cuda and sim)
     std::size_t bytes = 0;
   };
   std::vector<State> state_;         // by parameter index, made at the first update

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <map>
 #include <numeric>
 #include <optional>
@@ -348,9 +349,16 @@ StepPlan search(const StepGraph& g, const PlanInputs& in,
   }
   StepPlanSummary& sum = best.summary;
   sum.candidates = static_cast<int>(candidates.size()) + 1;
-  sum.budget_bytes = static_cast<std::size_t>(in.budget_bytes);
-  sum.target_bytes = static_cast<std::size_t>(target);
-  sum.predicted_peak = static_cast<std::size_t>(best_eval->peak_bytes);
+  // Byte counts modelled as doubles, saturated: an absurd graph (a fuzzed C API caller) can
+  // predict more than 2^64 bytes.
+  const auto bytes = [](double b) {
+    constexpr double kMax = 0x1p64;
+    return b >= kMax ? std::numeric_limits<std::size_t>::max()
+                     : static_cast<std::size_t>(std::max(0.0, b));
+  };
+  sum.budget_bytes = bytes(in.budget_bytes);
+  sum.target_bytes = bytes(target);
+  sum.predicted_peak = bytes(best_eval->peak_bytes);
   sum.predicted_extra_seconds = best_eval->extra_seconds;
   sum.observed_seconds = g.seconds();
   sum.fits = best_eval->peak_bytes <= target;

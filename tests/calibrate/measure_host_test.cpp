@@ -92,13 +92,22 @@ TEST(KernelSpans, ReadsKernelSpansFromATraceAndSaysWhatIsWrong) {
   const std::vector<KernelSample> later = kernel_spans(path, 1.0);  // from 1 s on
   ASSERT_EQ(later.size(), 1u);
   EXPECT_EQ(later[0].name, "linear 1x2x3");
-  std::ofstream(path) << "[1, 2]";
-  try {
-    (void)kernel_spans(path);
-    ADD_FAILURE() << "a JSON array was read as a trace";
-  } catch (const ConfigError& e) {
-    EXPECT_NE(std::string(e.what()).find("traceEvents"), std::string::npos) << e.what();
-  }
+  std::ofstream(path) << "[1, 2]";  // the array format, with no spans
+  EXPECT_TRUE(kernel_spans(path).empty());
+  const auto expect_error = [&](const char* text, const char* says) {
+    std::ofstream(path) << text;
+    try {
+      (void)kernel_spans(path);
+      ADD_FAILURE() << "accepted: " << text;
+    } catch (const ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find(says), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(path.string()), std::string::npos) << e.what();
+    }
+  };
+  expect_error(R"({"events": []})", "traceEvents");
+  expect_error(R"({"traceEvents": [{"ph": "X", "cat": "kernel", "name": "k", "ts": 1, "dur": 2,
+    "args": {"kernel": "k", "flops": 1, "bytes": 1, "tensor_cores": 1}}]})",
+               "event 0 (kernel span)");
   std::filesystem::remove(path);
 }
 

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 
 #include "../cli/temp_dir_test.hpp"
 #include "backends/sim/sim_backend.hpp"
@@ -27,6 +28,7 @@ DeviceProfile measured() {
   p.kernels = {{"linear 8x8x8", 1024, 768, true, 3e-6, 12}};
   p.efficiencies = {{"linear 8x8x8", 0.5}, {"layernorm", 0.25}};
   p.stated_rates = StatedRates{0, 0, 0, 12e9, 0};
+  p.segments_fall = true;
   return p;
 }
 
@@ -46,6 +48,7 @@ TEST_F(ProfileFile, RoundTripsEveryField) {
   EXPECT_EQ(q.efficiencies.size(), 2u);
   EXPECT_DOUBLE_EQ(q.copy_overlap, 0.25);
   EXPECT_EQ(q.stated_rates, p.stated_rates);
+  EXPECT_TRUE(q.segments_fall);
   // A datasheet profile states its own figures: no stated_rates key.
   const DeviceProfile d = find_device_profile("h100-sxm");
   EXPECT_EQ(device_profile_json(d).find("stated_rates"), std::string::npos);
@@ -98,10 +101,13 @@ TEST_F(ProfileFile, MalformedFilesAreNamedWithWhatIsWrong) {
   std::string overlap = good;
   overlap.replace(overlap.find("\"copy_overlap\": 0.25"), 20, "\"copy_overlap\": 1.5");
   expect_error(overlap, "copy_overlap");
+  std::string order = good;
+  order.replace(order.find("\"falling\""), 9, "\"down\"");
+  expect_error(order, "segment_order");
   std::string stated = good;
   const auto h2d = stated.rfind("\"h2d_bandwidth\": ");  // the stated one: last
   stated.replace(h2d, stated.find(',', h2d) - h2d, "\"h2d_bandwidth\": \"fast\"");
-  expect_error(stated, "h2d_bandwidth");
+  expect_error(stated, "\"stated_rates\".\"h2d_bandwidth\"");
   std::string stated_kind = good;
   const auto at = stated_kind.find("\"stated_rates\": {");
   stated_kind.replace(at, 17, "\"stated_rates\": [{");
@@ -138,6 +144,21 @@ TEST(KernelSeconds, TableThenEfficiencyThenForwardsEfficiency) {
   fixed.seconds = 1.5;
   EXPECT_DOUBLE_EQ(p.kernel_seconds("linear 8x8x8", fixed), 1.5);
   EXPECT_DOUBLE_EQ(p.kernel_seconds("empty", {}), 0.0);
+}
+
+// The caching allocator breaks ties by address: the sim hands out segments in the measured
+// device's order.
+TEST(SimWithProfile, HandsOutSegmentsInTheMeasuredOrder) {
+  for (const bool fall : {false, true}) {
+    DeviceProfile p = measured();
+    p.segments_fall = fall;
+    SimBackend sim(p);
+    void* a = sim.allocate_segment(1 << 20);
+    void* b = sim.allocate_segment(1 << 20);
+    EXPECT_EQ(std::less<>{}(b, a), fall);
+    sim.free_segment(b, 1 << 20);
+    sim.free_segment(a, 1 << 20);
+  }
 }
 
 TEST(SimWithProfile, ChargesAllocationAndSerialisesCopiesThatDoNotOverlap) {

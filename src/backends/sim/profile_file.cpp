@@ -72,6 +72,7 @@ std::string device_profile_json(const DeviceProfile& p) {
             {"segment_allocate_s", p.segment_allocate_seconds},
             {"segment_free_s", p.segment_free_seconds},
             {"copy_overlap", p.copy_overlap},
+            {"segment_order", p.segments_fall ? "falling" : "rising"},
             {"host_optimizer_bandwidth", p.host_optimizer_bandwidth},
             {"efficiencies", std::move(efficiencies)},
             {"kernels", std::move(kernels)}};
@@ -137,6 +138,13 @@ DeviceProfile parse_device_profile(std::string_view text, std::string_view origi
     p.copy_overlap = number(j, "copy_overlap", false);
     if (p.copy_overlap > 1)
       fail(fmt::format("\"copy_overlap\" is {}; accepted: 0 to 1", p.copy_overlap));
+    if (j.contains("segment_order")) {  // absent: rising (profiles written before it)
+      const std::string order = string(j, "segment_order");
+      if (order != "rising" && order != "falling")
+        fail(fmt::format("\"segment_order\" is \"{}\"; accepted: rising, falling",
+                         text::printable(order)));
+      p.segments_fall = order == "falling";
+    }
     p.host_optimizer_bandwidth = number(j, "host_optimizer_bandwidth", false);
     if (!j.contains("efficiencies") || !j["efficiencies"].is_object())
       fail("\"efficiencies\" is missing or not an object of kernel name: efficiency");
@@ -152,10 +160,18 @@ DeviceProfile parse_device_profile(std::string_view text, std::string_view origi
         fail(
             "\"stated_rates\" is not an object of matrix_flops, vector_flops, "
             "memory_bandwidth, h2d_bandwidth, d2h_bandwidth (0: not stated)");
+      const auto rate = [&](const char* key) {
+        if (!r.contains(key) || !r[key].is_number() || !std::isfinite(r[key].get<double>()) ||
+            r[key].get<double>() < 0)
+          fail(
+              fmt::format("\"stated_rates\".\"{}\" is missing or not a finite number >= 0 "
+                          "(0: not stated)",
+                          key));
+        return r[key].get<double>();
+      };
       p.stated_rates =
-          StatedRates{number(r, "matrix_flops", false), number(r, "vector_flops", false),
-                      number(r, "memory_bandwidth", false), number(r, "h2d_bandwidth", false),
-                      number(r, "d2h_bandwidth", false)};
+          StatedRates{rate("matrix_flops"), rate("vector_flops"), rate("memory_bandwidth"),
+                      rate("h2d_bandwidth"), rate("d2h_bandwidth")};
     }
     if (!j.contains("kernels") || !j["kernels"].is_array())
       fail("\"kernels\" is missing or not an array");

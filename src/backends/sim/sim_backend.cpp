@@ -144,6 +144,15 @@ std::uintptr_t bump(std::uintptr_t& next, std::uintptr_t end, std::size_t bytes)
   return base;
 }
 
+// The same from the top of the range down: each segment below the previous one.
+std::uintptr_t bump_down(std::uintptr_t next, std::uintptr_t& end, std::size_t bytes) {
+  if (bytes > end - next) return 0;
+  const std::uintptr_t rounded = (bytes + kAlignment - 1) / kAlignment * kAlignment;
+  if (rounded > end - next) return 0;
+  end -= rounded;
+  return end;
+}
+
 }  // namespace
 
 SimBackend::SimBackend(const DeviceProfile& profile)
@@ -160,7 +169,8 @@ void* SimBackend::allocate_segment(std::size_t bytes) {
   MEMENTO_EXPECTS(bytes > 0, "allocate_segment: bytes is 0; a segment needs at least 1 byte");
   std::lock_guard lock(mutex_);
   if (bytes > profile_.capacity - device_.live_bytes) return nullptr;  // device full
-  const std::uintptr_t base = bump(device_.next, device_.end, bytes);
+  const std::uintptr_t base = profile_.segments_fall ? bump_down(device_.next, device_.end, bytes)
+                                                     : bump(device_.next, device_.end, bytes);
   if (base == 0) return nullptr;
   device_.live.emplace(base, bytes);
   device_.live_bytes += bytes;
