@@ -65,10 +65,25 @@ struct DeviceProfile {
   /// Host seconds one allocate_segment / free_segment takes (cudaMalloc / cudaFree).
   double segment_allocate_seconds = 0;
   double segment_free_seconds = 0;
-  /// Whether host-device copies run alongside kernels (separate DMA engines on a GPU) or
-  /// share the compute engine (a CPU with few cores: the copies take cores from the
-  /// kernels). Measured as the fraction of the shorter of the two that hid under the other.
+  /// How much of a host-device copy hides under kernels: 1 where copies run beside them
+  /// (separate DMA engines on a GPU); less where they share the compute engine (a CPU with
+  /// few cores: the copies take cores from the kernels), whose rest the sim charges to the
+  /// compute engine. Measured as the fraction of the shorter of the two that hid under the
+  /// other.
   double copy_overlap = 1;
+  /// How many times longer a host-device copy takes while kernels run than alone: 1 on a GPU
+  /// (its DMA engines are its own); more on a CPU "device", whose copies need cores and
+  /// memory bandwidth that its kernels use too.
+  double copy_slowdown_under_kernels = 1;
+  /// How many times longer the longer of an h2d and a d2h copy takes when both run at once:
+  /// 1 for a full-duplex link with an engine each way, up to 2 where both directions share
+  /// one (a CPU's memory bus). The sim stretches the part of a copy that runs while the
+  /// compute engine, or the other direction's engine, is busy by these factors.
+  double copy_slowdown_both_ways = 1;
+  /// Host seconds from the end of the work a blocking synchronize waited for to the host
+  /// going on (a thread woken on a CPU; the driver's completion signal on a GPU). The
+  /// round trip of an empty kernel less the launch latency; 0 on a datasheet profile.
+  double sync_latency = 0;
   /// Whether each new device segment lies below the previous one (the host backend's mmap
   /// hands out falling addresses; cudaMalloc rising ones). The caching allocator breaks ties
   /// between equal free blocks by address, so the order decides which block a request
@@ -90,8 +105,6 @@ struct DeviceProfile {
   /// kernel when `name` ends in " backward", plus kernel_overhead. A datasheet profile has
   /// no table, efficiencies or overhead: there it is the roofline.
   [[nodiscard]] double kernel_seconds(std::string_view name, const KernelCost& cost) const;
-  /// Whether copies share the compute engine (copy_overlap below one half).
-  [[nodiscard]] bool copies_serialize_with_kernels() const noexcept { return copy_overlap < 0.5; }
 };
 
 /// Every built-in profile.

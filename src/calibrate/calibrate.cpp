@@ -80,25 +80,78 @@ struct Buffers {
   Buffers& operator=(const Buffers&) = delete;
 };
 
-void measure_links(Backend& b, const CalibrateOptions& o, double round_trip, DeviceProfile& p) {
-  Buffers buf(b, o.copy_bytes, 2);
-  const Stream s = b.create_stream();
-  const double n = static_cast<double>(o.copy_bytes);
-  const auto copy = [&](CopyKind kind) {
-    void* dst = kind == CopyKind::device_to_host ? buf.host : buf.device[0];
-    const void* src = kind == CopyKind::host_to_device ? buf.host : buf.device[1];
-    return std::max(1e-9, timed(b, s, o.repeats, [&] {
-                            b.copy_async(dst, src, o.copy_bytes, kind, s);
-                          }) - round_trip);
-  };
-  p.h2d_bandwidth = n / copy(CopyKind::host_to_device);
-  p.d2h_bandwidth = n / copy(CopyKind::device_to_host);
-  p.hbm_bandwidth = 2 * n / copy(CopyKind::device_to_device);  // reads and writes
-  say(o, fmt::format("links: h2d {:.1f} GB/s, d2h {:.1f} GB/s; device memory copy {:.1f} GB/s",
-                     p.h2d_bandwidth / 1e9, p.d2h_bandwidth / 1e9, p.hbm_bandwidth / 1e9));
+// One copy of `o.copy_bytes` each way between two buffer sets, on streams of their own.
+struct Links {
+  Backend& b;
+  const CalibrateOptions& o;
+  double round_trip;
+  Buffers one{b, o.copy_bytes, 2};
+  Buffers two{b, o.copy_bytes, 1};
+  Stream up = b.create_stream();
+  Stream down = b.create_stream();
 
-  // Overlap: square matrix products on the compute stream against a d2h copy of about the
-  // same length on another stream, alone and together.
+  void issue(CopyKind kind) {
+    if (kind == CopyKind::host_to_device)
+      b.copy_async(two.device[0], two.host, o.copy_bytes, kind, up);
+    else if (kind == CopyKind::device_to_host)
+      b.copy_async(one.host, one.device[1], o.copy_bytes, kind, down);
+    else
+      b.copy_async(one.device[0], one.device[1], o.copy_bytes, kind, down);
+  }
+  // Seconds of `kinds` issued together after `before` (the work they run under), from their
+  // issue to the end of the last of them.
+  template <class Before>
+  double once(std::initializer_list<CopyKind> kinds, Before&& before) {
+    b.synchronize_all();
+    before();
+    const double start = b.now();
+    for (CopyKind kind : kinds) issue(kind);
+    b.synchronize(up);
+    b.synchronize(down);
+    const double t = std::max(1e-9, b.now() - start - round_trip);
+    b.synchronize_all();
+    return t;
+  }
+  double once(std::initializer_list<CopyKind> kinds) {
+    return once(kinds, [] {});
+  }
+};
+
+// The median over `repeats` of `ratio()`: each repeat times what it compares back to back,
+// so that a slow spell of a shared machine falls on both sides of a ratio.
+template <class Ratio>
+double median_ratio(int repeats, Ratio&& ratio) {
+  std::vector<double> r;
+  for (int i = 0; i < repeats; ++i) r.push_back(ratio());
+  return median(std::move(r));
+}
+
+void measure_links(Links& l, DeviceProfile& p) {
+  const double n = static_cast<double>(l.o.copy_bytes);
+  const int repeats = l.o.repeats;
+  p.h2d_bandwidth = n / median_ratio(repeats, [&] { return l.once({CopyKind::host_to_device}); });
+  p.d2h_bandwidth = n / median_ratio(repeats, [&] { return l.once({CopyKind::device_to_host}); });
+  // A device-to-device copy reads and writes.
+  p.hbm_bandwidth =
+      2 * n / median_ratio(repeats, [&] { return l.once({CopyKind::device_to_device}); });
+  p.copy_slowdown_both_ways =
+      std::max(1.0, median_ratio(repeats, [&] {
+                 const double alone = std::max(l.once({CopyKind::host_to_device}),
+                                               l.once({CopyKind::device_to_host}));
+                 return l.once({CopyKind::host_to_device, CopyKind::device_to_host}) / alone;
+               }));
+  say(l.o, fmt::format("links: h2d {:.1f} GB/s, d2h {:.1f} GB/s, both at once {:.2f}x the "
+                       "longer alone; device memory copy {:.1f} GB/s",
+                       p.h2d_bandwidth / 1e9, p.d2h_bandwidth / 1e9, p.copy_slowdown_both_ways,
+                       p.hbm_bandwidth / 1e9));
+}
+
+// Copies against kernels: square matrix products on the compute stream and a d2h copy of
+// about the same length, alone and together (the overlap); then each direction's copy
+// under four times its length of products, against the copy alone (the slowdown: a step's
+// offloads and prefetches run under kernels).
+void measure_copies_under_kernels(Links& l, DeviceProfile& p) {
+  Backend& b = l.b;
   const int side = 512;
   const nn::DType dtype = b.info().supports_bf16 ? nn::DType::bf16 : nn::DType::f32;
   const std::size_t mat = static_cast<std::size_t>(side) * side * nn::dtype_bytes(dtype);
@@ -107,23 +160,35 @@ void measure_links(Backend& b, const CalibrateOptions& o, double round_trip, Dev
   const Storage in[2] = {{m.device[0], mat}, {m.device[1], mat}};
   const Kernel gemm = op->make_kernel(in, {m.device[2], mat}, RngState{});
   const Stream compute = Backend::default_stream();
-  const double one = timed(b, compute, o.repeats, [&] { b.launch(compute, gemm); });
-  const double t_copy = copy(CopyKind::device_to_host);
-  const int count = std::clamp(static_cast<int>(t_copy / std::max(one, 1e-9)), 1, 10000);
-  const auto gemms = [&] {
-    for (int i = 0; i < count; ++i) b.launch(compute, gemm);
+  const double one = timed(b, compute, l.o.repeats, [&] { b.launch(compute, gemm); });
+  const double copy = l.once({CopyKind::device_to_host});
+  const int count = std::clamp(static_cast<int>(copy / std::max(one, 1e-9)), 1, 10000);
+  const auto gemms = [&](int times) {
+    for (int i = 0; i < times * count; ++i) b.launch(compute, gemm);
   };
-  const double t_kernels = timed(b, compute, o.repeats, gemms);
-  const double t_both = timed(b, s, o.repeats, [&] {
-    gemms();
-    b.copy_async(buf.host, buf.device[1], o.copy_bytes, CopyKind::device_to_host, s);
-    b.synchronize(compute);
+  p.copy_overlap = median_ratio(l.o.repeats, [&] {
+    const double kernels = timed(b, compute, 1, [&] { gemms(1); });
+    const double alone = l.once({CopyKind::device_to_host});
+    const double both = timed(b, compute, 1, [&] {
+      l.issue(CopyKind::device_to_host);
+      gemms(1);
+      b.synchronize(l.down);
+    });
+    return std::clamp((kernels + alone - both) / std::min(kernels, alone), 0.0, 1.0);
   });
-  const double hidden = t_kernels + t_copy - t_both;
-  p.copy_overlap = std::clamp(hidden / std::min(t_kernels, t_copy), 0.0, 1.0);
-  say(o, fmt::format("overlap: {} matrix products {:.2f} ms, copy {:.2f} ms, together {:.2f} ms: "
-                     "{:.0f}% of the shorter hidden",
-                     count, t_kernels * 1e3, t_copy * 1e3, t_both * 1e3, p.copy_overlap * 100));
+  const auto slowdown = [&](CopyKind kind) {
+    return median_ratio(l.o.repeats, [&] {
+      const double alone = l.once({kind});
+      return l.once({kind}, [&] { gemms(4); }) / alone;
+    });
+  };
+  const double h2d = slowdown(CopyKind::host_to_device);
+  const double d2h = slowdown(CopyKind::device_to_host);
+  p.copy_slowdown_under_kernels = std::max(1.0, (h2d + d2h) / 2);
+  say(l.o, fmt::format("copies and {} matrix products of about a copy's length: {:.0f}% of the "
+                       "shorter hidden; under products copies take {:.2f}x (h2d) and {:.2f}x "
+                       "(d2h) their time alone",
+                       count, p.copy_overlap * 100, h2d, d2h));
 }
 
 void measure_allocation(Backend& b, const CalibrateOptions& o, DeviceProfile& p) {
@@ -205,7 +270,11 @@ DeviceProfile measure_device(Backend& b, const CalibrateOptions& o) {
   const double round_trip =
       timed(b, compute, 5 * o.repeats, [&] { b.launch(compute, empty_kernel()); });
   say(o, fmt::format("empty kernel round trip {:.1f} us", round_trip * 1e6));
-  measure_links(b, o, round_trip, p);
+  {
+    Links links{b, o, round_trip};
+    measure_links(links, p);
+    measure_copies_under_kernels(links, p);
+  }
   measure_allocation(b, o, p);
   say(o, fmt::format("segments: allocate {:.1f} us, free {:.1f} us; each new one {} the last",
                      p.segment_allocate_seconds * 1e6, p.segment_free_seconds * 1e6,
@@ -218,6 +287,7 @@ DeviceProfile measure_device(Backend& b, const CalibrateOptions& o) {
                               : "device time of each kernel queued as in training"));
   const TimedTraining timed = time_training(b, o.model, o.steps, o.seed, o.timing);
   p.launch_latency = timed.launch_latency;
+  p.sync_latency = std::max(0.0, round_trip - p.launch_latency);
   // A blocking launch's time includes the round trip to the device; a span is the kernel's.
   p.kernels = median_kernels(timed.kernels, blocking ? round_trip : 0.0);
   p.stated_rates = StatedRates{info.matrix_flops, info.vector_flops, info.memory_bandwidth,

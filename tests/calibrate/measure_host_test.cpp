@@ -37,6 +37,9 @@ TEST(MeasureHost, EveryProbeAndEveryKernelOfTheStep) {
   EXPECT_GT(p.host_optimizer_bandwidth, 0);
   EXPECT_GE(p.copy_overlap, 0);
   EXPECT_LE(p.copy_overlap, 1);
+  EXPECT_GE(p.copy_slowdown_under_kernels, 1);
+  EXPECT_GE(p.copy_slowdown_both_ways, 1);
+  EXPECT_GE(p.sync_latency, 0);
   EXPECT_EQ(p.capacity, host->info().capacity);
   EXPECT_NE(p.source.find("measured by memento calibrate on host"), std::string::npos);
   std::set<std::string> names;

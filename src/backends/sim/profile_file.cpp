@@ -72,6 +72,9 @@ std::string device_profile_json(const DeviceProfile& p) {
             {"segment_allocate_s", p.segment_allocate_seconds},
             {"segment_free_s", p.segment_free_seconds},
             {"copy_overlap", p.copy_overlap},
+            {"copy_slowdown_under_kernels", p.copy_slowdown_under_kernels},
+            {"copy_slowdown_both_ways", p.copy_slowdown_both_ways},
+            {"sync_latency_s", p.sync_latency},
             {"segment_order", p.segments_fall ? "falling" : "rising"},
             {"host_optimizer_bandwidth", p.host_optimizer_bandwidth},
             {"efficiencies", std::move(efficiencies)},
@@ -138,6 +141,21 @@ DeviceProfile parse_device_profile(std::string_view text, std::string_view origi
     p.copy_overlap = number(j, "copy_overlap", false);
     if (p.copy_overlap > 1)
       fail(fmt::format("\"copy_overlap\" is {}; accepted: 0 to 1", p.copy_overlap));
+    // Absent: 1 (profiles written before they were measured).
+    const auto slowdown = [&](const char* key) {
+      if (!j.contains(key)) return 1.0;
+      const double v = number(j, key, true);
+      if (v < 1)
+        fail(
+            fmt::format("\"{}\" is {}; accepted: a number >= 1 (how many times longer a copy "
+                        "takes than alone)",
+                        key, v));
+      return v;
+    };
+    p.copy_slowdown_under_kernels = slowdown("copy_slowdown_under_kernels");
+    p.copy_slowdown_both_ways = slowdown("copy_slowdown_both_ways");
+    // Absent: 0 (profiles written before it was measured).
+    if (j.contains("sync_latency_s")) p.sync_latency = number(j, "sync_latency_s", false);
     if (j.contains("segment_order")) {  // absent: rising (profiles written before it)
       const std::string order = string(j, "segment_order");
       if (order != "rising" && order != "falling")

@@ -19,9 +19,15 @@
 //   kernel carries a measured duration (a replayed log). A calibrated profile (memento
 //   calibrate) adds measured kernels, per-name efficiencies and a per-kernel overhead. A
 //   zero-cost kernel takes no device time (only the launch latency on the host).
-// - A calibrated profile whose copies did not overlap kernels (copy_overlap < 0.5, a CPU
-//   "device" with few cores) also runs h2d/d2h copies on the compute engine; and segment
-//   allocation and release cost the host what they measured (cudaMalloc blocks).
+// - A calibrated profile (a CPU "device" with few cores, whose copies share cores and
+//   memory bandwidth with its kernels and with each other) changes copies three ways: the
+//   part of a copy that does not hide under kernels (1 - copy_overlap of it) also takes the
+//   compute engine; the part that runs while the compute engine is busy takes
+//   copy_slowdown_under_kernels times longer; the part that runs while the other
+//   direction's engine is busy, copy_slowdown_both_ways times longer. A datasheet GPU's
+//   are 1, 1, 1: copies run beside kernels at the link's rate. Segment allocation and
+//   release cost the host what they measured (cudaMalloc blocks), and a host or stream
+//   that waited resumes sync_latency after what it waited for.
 // - Copy duration: h2d and d2h bytes / the link bandwidth of that direction; d2d runs on the
 //   compute engine (a copy kernel reads and writes: 2 * bytes / hbm_bandwidth); h2h is a
 //   host memcpy at hbm speed on no engine (ordered by its stream only). A zero-byte copy is
@@ -51,6 +57,8 @@
 #include <string>
 #include <utility>
 
+#include "backends/sim/copy_contention.hpp"
+#include "backends/sim/sim_profile.hpp"
 #include "common/log.hpp"
 #include "memento/backends.hpp"
 #include "memento/error.hpp"
@@ -68,71 +76,7 @@ constexpr std::uintptr_t kRegionSpan = std::uintptr_t{1} << 60;
 constexpr std::uintptr_t kHandleBase = (std::uintptr_t{1} << 61) | (std::uintptr_t{1} << 62);
 constexpr std::uintptr_t kAlignment = 512;
 
-bool positive_finite(double x) { return std::isfinite(x) && x > 0; }
-
 std::uintptr_t address(const void* ptr) { return reinterpret_cast<std::uintptr_t>(ptr); }
-
-DeviceInfo make_info(const DeviceProfile& profile) {
-  DeviceInfo info;
-  info.kind = BackendKind::sim;
-  info.name = "sim:" + profile.name;
-  info.capacity = profile.capacity;
-  info.numa_node = -1;
-  // The rates the modelled device's own backend states, so that the runtime decides as it
-  // would there (a measured profile records them); else the profile's figures.
-  const StatedRates stated = profile.stated_rates.value_or(
-      StatedRates{profile.matrix_flops, profile.vector_flops, profile.hbm_bandwidth,
-                  profile.h2d_bandwidth, profile.d2h_bandwidth});
-  info.matrix_flops = stated.matrix_flops;
-  info.vector_flops = stated.vector_flops;
-  info.memory_bandwidth = stated.memory_bandwidth;
-  info.h2d_bandwidth = stated.h2d_bandwidth;
-  info.d2h_bandwidth = stated.d2h_bandwidth;
-  info.rates_source = profile.stated_rates
-                          ? "what the measured device's backend stated: " + profile.source
-                          : "the sim profile's figures: " + profile.source;
-  // A model: kernels and copies only advance clocks, memory is address space.
-  info.executes_kernels = false;
-  info.holds_data = false;
-  info.host_addressable_memory = false;
-  info.virtual_clock = true;
-  info.supports_bf16 = true;
-  info.numa_node_nearest_device = false;
-  return info;
-}
-
-const DeviceProfile& checked(const DeviceProfile& profile) {
-  const auto field = [&](double value, const char* name) {
-    MEMENTO_EXPECTS(positive_finite(value),
-                    fmt::format("device profile '{}': {} is {}; it must be positive and finite",
-                                profile.name, name, value),
-                    ConfigError);
-  };
-  MEMENTO_EXPECTS(
-      profile.capacity > 0,
-      fmt::format("device profile '{}': capacity is 0; it must be positive bytes", profile.name),
-      ConfigError);
-  field(profile.matrix_flops, "matrix_flops");
-  field(profile.vector_flops, "vector_flops");
-  field(profile.hbm_bandwidth, "hbm_bandwidth");
-  field(profile.h2d_bandwidth, "h2d_bandwidth");
-  field(profile.d2h_bandwidth, "d2h_bandwidth");
-  const auto seconds = [&](double value, const char* name) {
-    MEMENTO_EXPECTS(std::isfinite(value) && value >= 0,
-                    fmt::format("device profile '{}': {} is {}; it must be finite seconds >= 0",
-                                profile.name, name, value),
-                    ConfigError);
-  };
-  seconds(profile.launch_latency, "launch_latency");
-  seconds(profile.kernel_overhead, "kernel_overhead");
-  seconds(profile.segment_allocate_seconds, "segment_allocate_seconds");
-  seconds(profile.segment_free_seconds, "segment_free_seconds");
-  MEMENTO_EXPECTS(profile.copy_overlap >= 0 && profile.copy_overlap <= 1,
-                  fmt::format("device profile '{}': copy_overlap is {}; accepted: 0 to 1",
-                              profile.name, profile.copy_overlap),
-                  ConfigError);
-  return profile;
-}
 
 // Hands out `bytes` of fresh address space from `next`, or 0 when the range is exhausted.
 std::uintptr_t bump(std::uintptr_t& next, std::uintptr_t end, std::size_t bytes) {
@@ -156,8 +100,8 @@ std::uintptr_t bump_down(std::uintptr_t next, std::uintptr_t& end, std::size_t b
 }  // namespace
 
 SimBackend::SimBackend(const DeviceProfile& profile)
-    : profile_(checked(profile)),
-      info_(make_info(profile)),
+    : profile_(sim::checked_profile(profile)),
+      info_(sim::sim_info(profile)),
       device_{kDeviceBase, kDeviceBase + kRegionSpan, {}, 0},
       pinned_{kPinnedBase, kPinnedBase + kRegionSpan, {}, 0},
       stream_tails_(1, 0.0),
@@ -276,12 +220,16 @@ Stream SimBackend::stream_from_native(void* handle) {
 
 void SimBackend::synchronize(Stream stream) {
   std::lock_guard lock(mutex_);
-  host_time_ = std::max(host_time_, tail_locked(stream));
+  wait_until_locked(tail_locked(stream));
 }
 
 void SimBackend::synchronize_all() {
   std::lock_guard lock(mutex_);
-  for (const double tail : stream_tails_) host_time_ = std::max(host_time_, tail);
+  wait_until_locked(*std::max_element(stream_tails_.begin(), stream_tails_.end()));
+}
+
+void SimBackend::wait_until_locked(double time) {
+  if (time > host_time_) host_time_ = time + profile_.sync_latency;
 }
 
 std::optional<double> SimBackend::stalled_seconds(Stream stream) const {
@@ -347,10 +295,13 @@ void SimBackend::wait(Stream stream, Event event) {
   const double time = event_locked(event);
   double& tail = tail_locked(stream);
   // The stream would otherwise start its next work at max(tail, host time): the wait
-  // stalls it for whatever the event lies beyond that.
+  // stalls it for whatever the event lies beyond that, and a stalled stream resumes
+  // sync_latency after the event (its worker woken on a CPU).
   const double stall = time - std::max(tail, host_time_);
-  if (stall > 0) stream_stalls_[stream.id] += stall;
-  tail = std::max(tail, time);
+  if (stall > 0) {
+    stream_stalls_[stream.id] += stall + profile_.sync_latency;
+    tail = time + profile_.sync_latency;
+  }
 }
 
 bool SimBackend::query(Event event) {
@@ -360,7 +311,7 @@ bool SimBackend::query(Event event) {
 
 void SimBackend::synchronize(Event event) {
   std::lock_guard lock(mutex_);
-  host_time_ = std::max(host_time_, event_locked(event));
+  wait_until_locked(event_locked(event));
 }
 
 double SimBackend::event_time(Event event) const {
@@ -370,15 +321,27 @@ double SimBackend::event_time(Event event) const {
 
 // ---- work ------------------------------------------------------------------------------
 
-void SimBackend::issue_locked(Stream stream, double* engine, double duration, bool shares_compute) {
+void SimBackend::issue_locked(Stream stream, double* engine, double duration) {
   double& tail = tail_locked(stream);
   host_time_ += profile_.launch_latency;
   double start = std::max(tail, host_time_);
   if (engine != nullptr) start = std::max(start, *engine);
-  if (shares_compute) start = std::max(start, compute_engine_);
   tail = start + duration;
   if (engine != nullptr) *engine = tail;
-  if (shares_compute) compute_engine_ = tail;
+}
+
+void SimBackend::issue_copy_locked(Stream stream, double* engine, double seconds) {
+  // The copy's start, as issue_locked will compute it (the launch latency comes first).
+  const double start =
+      std::max({tail_locked(stream), host_time_ + profile_.launch_latency, *engine});
+  const double other = engine == &h2d_engine_ ? d2h_engine_ : h2d_engine_;
+  issue_locked(stream, engine,
+               sim::stretched(start, seconds,
+                              {{compute_engine_, profile_.copy_slowdown_under_kernels},
+                               {other, profile_.copy_slowdown_both_ways}}));
+  // The part of the copy that does not hide under kernels takes the compute engine too.
+  const double unhidden = (1 - profile_.copy_overlap) * seconds;
+  if (unhidden > 0) compute_engine_ = std::max(compute_engine_, start) + unhidden;
 }
 
 void SimBackend::check_device_range_locked(const void* ptr, std::size_t bytes,
@@ -412,12 +375,10 @@ void SimBackend::copy_async(void* dst, const void* src, std::size_t bytes, CopyK
   const double b = static_cast<double>(bytes);
   switch (kind) {
     case CopyKind::host_to_device:
-      issue_locked(stream, &h2d_engine_, b / profile_.h2d_bandwidth,
-                   profile_.copies_serialize_with_kernels());
+      issue_copy_locked(stream, &h2d_engine_, b / profile_.h2d_bandwidth);
       return;
     case CopyKind::device_to_host:
-      issue_locked(stream, &d2h_engine_, b / profile_.d2h_bandwidth,
-                   profile_.copies_serialize_with_kernels());
+      issue_copy_locked(stream, &d2h_engine_, b / profile_.d2h_bandwidth);
       return;
     case CopyKind::device_to_device:
       issue_locked(stream, &compute_engine_, 2 * b / profile_.hbm_bandwidth);

@@ -87,8 +87,13 @@ class SimBackend final : public Backend {
   void check_device_range_locked(const void* ptr, std::size_t bytes, const char* what) const;
   // Issues one operation of `duration` seconds on `stream`, serialized on `engine` when
   // non-null: charges the launch latency to the host and advances stream and engine tails.
-  // With `shares_compute` it also waits for, and occupies, the compute engine.
-  void issue_locked(Stream stream, double* engine, double duration, bool shares_compute = false);
+  void issue_locked(Stream stream, double* engine, double duration);
+  // Issues an h2d or d2h copy of `seconds` at the full link rate on `engine`, slowed while
+  // the compute engine or the other direction's engine is busy; the part that does not hide
+  // under kernels also takes the compute engine.
+  void issue_copy_locked(Stream stream, double* engine, double seconds);
+  // Blocks the host until `time`: where it had to wait, it resumes sync_latency later.
+  void wait_until_locked(double time);
 
   const DeviceProfile profile_;
   const DeviceInfo info_;
