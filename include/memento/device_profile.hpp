@@ -62,6 +62,11 @@ struct DeviceProfile {
   std::string source = "datasheet";
   /// Device seconds every kernel outside `kernels` takes beyond its roofline time.
   double kernel_overhead = 0;
+  /// Device seconds between two kernels queued back to back on the compute engine (a CPU
+  /// stream worker's hand-over and the host's issue; a GPU's launch gap): the mean gap
+  /// between the device spans of the measured steps, waits left out. 0 on a datasheet
+  /// profile.
+  double kernel_gap = 0;
   /// Host seconds one allocate_segment / free_segment takes (cudaMalloc / cudaFree).
   double segment_allocate_seconds = 0;
   double segment_free_seconds = 0;

@@ -287,6 +287,7 @@ DeviceProfile measure_device(Backend& b, const CalibrateOptions& o) {
                               : "device time of each kernel queued as in training"));
   const TimedTraining timed = time_training(b, o.model, o.steps, o.seed, o.timing);
   p.launch_latency = timed.launch_latency;
+  p.kernel_gap = timed.kernel_gap;
   p.sync_latency = std::max(0.0, round_trip - p.launch_latency);
   // A blocking launch's time includes the round trip to the device; a span is the kernel's.
   p.kernels = median_kernels(timed.kernels, blocking ? round_trip : 0.0);
@@ -299,9 +300,10 @@ DeviceProfile measure_device(Backend& b, const CalibrateOptions& o) {
   if (!info.supports_bf16) p.matrix_flops = p.vector_flops;  // no tensor cores to fit
   p.host_optimizer_bandwidth = host_adamw_bandwidth(o.repeats, info.numa_node);
   say(o, fmt::format("{} distinct kernels; fitted rates: matrix {:.2f} TFLOP/s, vector {:.2f} "
-                     "TFLOP/s; launch {:.1f} us; host AdamW {:.1f} GB/s",
+                     "TFLOP/s; launch {:.1f} us; {:.1f} us between kernels; host AdamW {:.1f} "
+                     "GB/s",
                      p.kernels.size(), p.matrix_flops / 1e12, p.vector_flops / 1e12,
-                     p.launch_latency * 1e6, p.host_optimizer_bandwidth / 1e9));
+                     p.launch_latency * 1e6, p.kernel_gap * 1e6, p.host_optimizer_bandwidth / 1e9));
   return p;
 }
 

@@ -153,6 +153,7 @@ DeviceProfile fit_device_spans(const fs::path& results, const fs::path& trace,
   DeviceProfile p = base;
   p.stated_rates = rec.stated;
   p.kernels = median_kernels(spans, 0);
+  p.kernel_gap = mean_kernel_gap(spans);
   fit_rates(p);
   const double sim_s = sim_run(p, model, "none", 0).step_seconds;
   p.source = fmt::format(

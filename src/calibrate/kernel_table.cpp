@@ -103,6 +103,7 @@ TimedTraining time_training(Backend& backend, const nn::Gpt2Config& model, int s
                                 "--timing blocking",
                                 backend.info().name),
                     ConfigError);
+    out.kernel_gap = mean_kernel_gap(out.kernels);
   }
   out.launch_latency = median(std::move(issue));
   return out;
@@ -164,9 +165,27 @@ std::vector<KernelSample> kernel_spans(const std::filesystem::path& trace, doubl
     s.cost = {args.at("flops").get<double>(), args.at("bytes").get<double>(),
               args.at("tensor_cores").get<bool>()};
     s.seconds = seconds;
+    s.start = start;
     out.push_back(std::move(s));
   });
   return out;
+}
+
+double mean_kernel_gap(std::vector<KernelSample> spans) {
+  std::sort(spans.begin(), spans.end(),
+            [](const KernelSample& a, const KernelSample& b) { return a.start < b.start; });
+  std::vector<double> gaps;
+  for (std::size_t i = 1; i < spans.size(); ++i)
+    gaps.push_back(std::max(0.0, spans[i].start - (spans[i - 1].start + spans[i - 1].seconds)));
+  if (gaps.empty()) return 0;
+  // The longest tenth are waits (for a copy, a synchronisation, the next step), not
+  // hand-overs. The rest mix kernels that were queued (no gap) with kernels the stream had
+  // to wait for the host to issue: their mean, not their median, is what a step loses.
+  std::sort(gaps.begin(), gaps.end());
+  const std::size_t kept = std::max<std::size_t>(1, gaps.size() * 9 / 10);
+  double sum = 0;
+  for (std::size_t i = 0; i < kept; ++i) sum += gaps[i];
+  return sum / static_cast<double>(kept);
 }
 
 double first_step_end(const std::filesystem::path& trace) {

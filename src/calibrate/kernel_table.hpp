@@ -25,6 +25,7 @@ enum class KernelTiming {
 struct TimedTraining {
   std::vector<KernelSample> kernels;  ///< of every step after the first
   double launch_latency = 0;          ///< median host issue time of a launch
+  double kernel_gap = 0;              ///< mean_kernel_gap of the spans (0: blocking)
 };
 
 /// Trains `model` for `steps` steps (no budget, AdamW on the device) on `backend` through a
@@ -38,6 +39,11 @@ struct TimedTraining {
 /// naming the file when it is not a trace.
 [[nodiscard]] std::vector<KernelSample> kernel_spans(const std::filesystem::path& trace,
                                                      double from_seconds = 0);
+/// The mean gap between each device span's end and the next one's start (spans sorted by
+/// start; overlapping ones give no gap), over the shortest nine tenths of the gaps (the rest
+/// are waits): what kernels of a stream lose between them to the hand-over and to the host's
+/// issue. 0 with fewer than two spans.
+[[nodiscard]] double mean_kernel_gap(std::vector<KernelSample> spans);
 /// Where the first step of `trace` ends (its first "step" span), in seconds on the trace's
 /// clock; 0 when it has no step spans.
 [[nodiscard]] double first_step_end(const std::filesystem::path& trace);

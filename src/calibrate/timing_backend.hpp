@@ -21,6 +21,7 @@ struct KernelSample {
   KernelCost cost;
   double seconds = 0;        ///< launch to completion (blocking mode), backend clock
   double issue_seconds = 0;  ///< the launch call alone, backend clock
+  double start = 0;          ///< a device span's start on its trace's clock (stream timing)
 };
 
 class TimingBackend final : public Backend {

@@ -40,6 +40,7 @@ TEST(MeasureHost, EveryProbeAndEveryKernelOfTheStep) {
   EXPECT_GE(p.copy_slowdown_under_kernels, 1);
   EXPECT_GE(p.copy_slowdown_both_ways, 1);
   EXPECT_GE(p.sync_latency, 0);
+  EXPECT_GT(p.kernel_gap, 0);  // a CPU stream worker hands over between kernels
   EXPECT_EQ(p.capacity, host->info().capacity);
   EXPECT_NE(p.source.find("measured by memento calibrate on host"), std::string::npos);
   std::set<std::string> names;
@@ -90,6 +91,7 @@ TEST(KernelSpans, ReadsKernelSpansFromATraceAndSaysWhatIsWrong) {
   ASSERT_EQ(all.size(), 2u);
   EXPECT_EQ(all[0].name, "gelu");
   EXPECT_DOUBLE_EQ(all[0].seconds, 4e-6);
+  EXPECT_DOUBLE_EQ(all[0].start, 10e-6);
   EXPECT_EQ(all[1].cost.tensor_cores, true);
   EXPECT_DOUBLE_EQ(all[1].cost.bytes, 24);
   const std::vector<KernelSample> later = kernel_spans(path, 1.0);  // from 1 s on
@@ -112,6 +114,29 @@ TEST(KernelSpans, ReadsKernelSpansFromATraceAndSaysWhatIsWrong) {
     "args": {"kernel": "k", "flops": 1, "bytes": 1, "tensor_cores": 1}}]})",
                "event 0 (kernel span)");
   std::filesystem::remove(path);
+}
+
+// Spans out of order, one overlapping its predecessor (no gap), gaps of 1, 3 and 5 us and
+// one long wait: the longest tenth is left out, the rest averaged, queued kernels included.
+TEST(KernelSpans, TheGapBetweenKernelsIsTheMeanOfAllButTheWaits) {
+  const auto span = [](double start_us, double us) {
+    KernelSample s;
+    s.start = start_us * 1e-6;
+    s.seconds = us * 1e-6;
+    return s;
+  };
+  std::vector<KernelSample> spans;
+  double t = 0;
+  for (const double gap : {0.0, 1.0, 3.0, 5.0, 0.0, 1.0, 3.0, 5.0, 0.0, 1000.0}) {
+    spans.push_back(span(t, 10));
+    t += 10 + gap;
+  }
+  spans.push_back(span(t, 10));
+  spans.push_back(span(t + 2, 4));  // inside the last: no gap
+  std::swap(spans[0], spans[5]);
+  // Gaps, sorted: 0 0 0 0 1 1 3 3 5 5 1000; nine tenths of 11 keep 9: 13 us / 9.
+  EXPECT_NEAR(mean_kernel_gap(spans), 13e-6 / 9, 1e-15);
+  EXPECT_EQ(mean_kernel_gap({span(0, 1)}), 0);
 }
 
 TEST(MeasureHost, RefusesAModel) {

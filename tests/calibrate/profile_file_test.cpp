@@ -27,6 +27,7 @@ DeviceProfile measured() {
   p.copy_slowdown_under_kernels = 1.5;
   p.copy_slowdown_both_ways = 1.75;
   p.sync_latency = 20e-6;
+  p.kernel_gap = 3e-6;
   p.host_optimizer_bandwidth = 20e9;
   p.kernels = {{"linear 8x8x8", 1024, 768, true, 3e-6, 12}};
   p.efficiencies = {{"linear 8x8x8", 0.5}, {"layernorm", 0.25}};
@@ -53,6 +54,7 @@ TEST_F(ProfileFile, RoundTripsEveryField) {
   EXPECT_DOUBLE_EQ(q.copy_slowdown_under_kernels, 1.5);
   EXPECT_DOUBLE_EQ(q.copy_slowdown_both_ways, 1.75);
   EXPECT_DOUBLE_EQ(q.sync_latency, 20e-6);
+  EXPECT_DOUBLE_EQ(q.kernel_gap, 3e-6);
   EXPECT_EQ(q.stated_rates, p.stated_rates);
   EXPECT_TRUE(q.segments_fall);
   // A datasheet profile states its own figures: no stated_rates key.

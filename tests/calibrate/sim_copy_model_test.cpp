@@ -1,5 +1,6 @@
-// How the sim runs copies and waits on a calibrated profile: the measured overlap with
-// kernels, the slowdowns under kernels and both ways at once, and the wake-up after a wait.
+// How the sim runs copies, waits and kernels on a calibrated profile: the measured overlap
+// with kernels, the slowdowns under kernels and both ways at once, the wake-up after a
+// wait, and the gap between kernels.
 #include <gtest/gtest.h>
 
 #include "backends/sim/sim_backend.hpp"
@@ -109,10 +110,24 @@ TEST(SimCopies, WhoeverWaitedResumesSyncLatencyLater) {
   c.sim.destroy_event(done);
 }
 
+// A kernel queued behind another starts kernel_gap after it; one issued to an idle engine
+// starts when the host issues it.
+TEST(SimCopies, KernelsQueuedBackToBackLoseTheGapBetweenThem) {
+  DeviceProfile p = profile();
+  p.kernel_gap = 5e-6;
+  SimBackend sim(p);
+  sim.launch(Backend::default_stream(), lasting(1e-3));
+  sim.launch(Backend::default_stream(), lasting(1e-3));
+  EXPECT_NEAR(sim.stream_time(Backend::default_stream()), 2e-3 + 5e-6, 1e-15);
+  sim.advance_host(1);
+  sim.launch(Backend::default_stream(), lasting(1e-3));
+  EXPECT_NEAR(sim.stream_time(Backend::default_stream()), 1 + 1e-3, 1e-12);
+}
+
 TEST(SimCopies, ProfilesWithoutTheContentionFiguresReadAsADatasheetGpus) {
   std::string json = device_profile_json(profile());
-  for (const char* key :
-       {"copy_slowdown_under_kernels", "copy_slowdown_both_ways", "sync_latency_s"}) {
+  for (const char* key : {"copy_slowdown_under_kernels", "copy_slowdown_both_ways",
+                          "sync_latency_s", "kernel_gap_s"}) {
     const auto at = json.find(std::string("\"") + key + "\"");
     ASSERT_NE(at, std::string::npos) << key;
     json.erase(at, json.find('\n', at) + 1 - at);
@@ -121,6 +136,7 @@ TEST(SimCopies, ProfilesWithoutTheContentionFiguresReadAsADatasheetGpus) {
   EXPECT_EQ(q.copy_slowdown_under_kernels, 1);
   EXPECT_EQ(q.copy_slowdown_both_ways, 1);
   EXPECT_EQ(q.sync_latency, 0);
+  EXPECT_EQ(q.kernel_gap, 0);
 }
 
 TEST(SimCopies, RejectsASlowdownBelowOne) {

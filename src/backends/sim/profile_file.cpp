@@ -69,6 +69,7 @@ std::string device_profile_json(const DeviceProfile& p) {
             {"d2h_bandwidth", p.d2h_bandwidth},
             {"launch_latency_s", p.launch_latency},
             {"kernel_overhead_s", p.kernel_overhead},
+            {"kernel_gap_s", p.kernel_gap},
             {"segment_allocate_s", p.segment_allocate_seconds},
             {"segment_free_s", p.segment_free_seconds},
             {"copy_overlap", p.copy_overlap},
@@ -154,8 +155,9 @@ DeviceProfile parse_device_profile(std::string_view text, std::string_view origi
     };
     p.copy_slowdown_under_kernels = slowdown("copy_slowdown_under_kernels");
     p.copy_slowdown_both_ways = slowdown("copy_slowdown_both_ways");
-    // Absent: 0 (profiles written before it was measured).
+    // Absent: 0 (profiles written before they were measured).
     if (j.contains("sync_latency_s")) p.sync_latency = number(j, "sync_latency_s", false);
+    if (j.contains("kernel_gap_s")) p.kernel_gap = number(j, "kernel_gap_s", false);
     if (j.contains("segment_order")) {  // absent: rising (profiles written before it)
       const std::string order = string(j, "segment_order");
       if (order != "rising" && order != "falling")

@@ -25,7 +25,9 @@
 //   compute engine; the part that runs while the compute engine is busy takes
 //   copy_slowdown_under_kernels times longer; the part that runs while the other
 //   direction's engine is busy, copy_slowdown_both_ways times longer. A datasheet GPU's
-//   are 1, 1, 1: copies run beside kernels at the link's rate. Segment allocation and
+//   are 1, 1, 1: copies run beside kernels at the link's rate. A kernel starts no sooner
+//   than kernel_gap after the compute engine's previous work (a CPU worker's hand-over, a
+//   GPU's launch gap; 0 on a datasheet profile). Segment allocation and
 //   release cost the host what they measured (cudaMalloc blocks), and a host or stream
 //   that waited resumes sync_latency after what it waited for.
 // - Copy duration: h2d and d2h bytes / the link bandwidth of that direction; d2d runs on the
@@ -321,11 +323,12 @@ double SimBackend::event_time(Event event) const {
 
 // ---- work ------------------------------------------------------------------------------
 
-void SimBackend::issue_locked(Stream stream, double* engine, double duration) {
+void SimBackend::issue_locked(Stream stream, double* engine, double duration, double gap) {
   double& tail = tail_locked(stream);
   host_time_ += profile_.launch_latency;
   double start = std::max(tail, host_time_);
-  if (engine != nullptr) start = std::max(start, *engine);
+  // An engine at 0 has done nothing yet: no earlier work to hand over from.
+  if (engine != nullptr) start = std::max(start, *engine > 0 ? *engine + gap : 0.0);
   tail = start + duration;
   if (engine != nullptr) *engine = tail;
 }
@@ -405,7 +408,7 @@ void SimBackend::launch(Stream stream, Kernel kernel) {
                               kernel.name, cost.seconds.value_or(0)));
   const double duration = profile_.kernel_seconds(kernel.name, cost);
   std::lock_guard lock(mutex_);
-  issue_locked(stream, &compute_engine_, duration);
+  issue_locked(stream, &compute_engine_, duration, profile_.kernel_gap);
   ++kernels_launched_;
   kernel_nanoseconds_ += whole_nanoseconds(duration);
 }

@@ -87,7 +87,8 @@ class SimBackend final : public Backend {
   void check_device_range_locked(const void* ptr, std::size_t bytes, const char* what) const;
   // Issues one operation of `duration` seconds on `stream`, serialized on `engine` when
   // non-null: charges the launch latency to the host and advances stream and engine tails.
-  void issue_locked(Stream stream, double* engine, double duration);
+  // The operation starts no sooner than `gap` after the engine's earlier work ends.
+  void issue_locked(Stream stream, double* engine, double duration, double gap = 0);
   // Issues an h2d or d2h copy of `seconds` at the full link rate on `engine`, slowed while
   // the compute engine or the other direction's engine is busy; the part that does not hide
   // under kernels also takes the compute engine.

@@ -71,6 +71,7 @@ const DeviceProfile& checked_profile(const DeviceProfile& profile) {
   seconds(profile.segment_allocate_seconds, "segment_allocate_seconds");
   seconds(profile.segment_free_seconds, "segment_free_seconds");
   seconds(profile.sync_latency, "sync_latency");
+  seconds(profile.kernel_gap, "kernel_gap");
   MEMENTO_EXPECTS(profile.copy_overlap >= 0 && profile.copy_overlap <= 1,
                   fmt::format("device profile '{}': copy_overlap is {}; accepted: 0 to 1",
                               profile.name, profile.copy_overlap),
