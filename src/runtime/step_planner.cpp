@@ -10,6 +10,14 @@
 namespace memento {
 namespace {
 
+// A byte count modelled as a double, saturated: an absurd graph (a fuzzed C API caller) can
+// predict more than 2^64 bytes.
+std::size_t saturated_bytes(double b) {
+  constexpr double kMax = 0x1p64;
+  return b >= kMax ? std::numeric_limits<std::size_t>::max()
+                   : static_cast<std::size_t>(std::max(0.0, b));
+}
+
 // How a decision sits on the step: the points of the use it follows and of the use it
 // comes back for.
 struct Gap {
@@ -349,16 +357,9 @@ StepPlan search(const StepGraph& g, const PlanInputs& in,
   }
   StepPlanSummary& sum = best.summary;
   sum.candidates = static_cast<int>(candidates.size()) + 1;
-  // Byte counts modelled as doubles, saturated: an absurd graph (a fuzzed C API caller) can
-  // predict more than 2^64 bytes.
-  const auto bytes = [](double b) {
-    constexpr double kMax = 0x1p64;
-    return b >= kMax ? std::numeric_limits<std::size_t>::max()
-                     : static_cast<std::size_t>(std::max(0.0, b));
-  };
-  sum.budget_bytes = bytes(in.budget_bytes);
-  sum.target_bytes = bytes(target);
-  sum.predicted_peak = bytes(best_eval->peak_bytes);
+  sum.budget_bytes = saturated_bytes(in.budget_bytes);
+  sum.target_bytes = saturated_bytes(target);
+  sum.predicted_peak = saturated_bytes(best_eval->peak_bytes);
   sum.predicted_extra_seconds = best_eval->extra_seconds;
   sum.observed_seconds = g.seconds();
   sum.fits = best_eval->peak_bytes <= target;
@@ -444,7 +445,7 @@ StepPlan plan_step(const StepGraph& graph, const PlanInputs& inputs,
         (s.fits && s.predicted_extra_seconds <= sum.observed_seconds ? hi : lo) =
             probe.budget_bytes;
       }
-      sum.thrash_free_budget = static_cast<std::size_t>(std::ceil(hi));
+      sum.thrash_free_budget = saturated_bytes(std::ceil(hi));
     }
   }
   return plan;

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <random>
 
 #include "backend_types.hpp"
@@ -127,6 +128,24 @@ TEST(StepPlanner, ABudgetThatThrashesIsSaidWithOneThatDoesNot) {
   in.budget_bytes = static_cast<double>(*plan.summary.thrash_free_budget);
   const StepPlan enough = plan_step(g, in, {});
   EXPECT_LE(enough.summary.predicted_extra_seconds, enough.summary.observed_seconds);
+}
+
+// The same with tensors of 2^62 bytes: the thrash-free budget lies beyond 2^64 bytes, and
+// is said as the largest byte count instead of overflowing.
+TEST(StepPlanner, AThrashFreeBudgetBeyondTheByteRangeSaturates) {
+  std::mt19937_64 rng(11);
+  StepGraph g = random_step(rng, 24);
+  for (GraphTensor& t : g.tensors) {
+    t.seconds *= 50;
+    t.recipe = t.evictable = true;
+    t.bytes = std::size_t{1} << 62;
+  }
+  PlanInputs in;
+  in.budget_bytes = 0.35 * unplanned_peak(g);
+  const StepPlan plan = plan_step(g, in, {});
+  EXPECT_TRUE(plan.summary.thrashing);
+  ASSERT_TRUE(plan.summary.thrash_free_budget.has_value());
+  EXPECT_EQ(*plan.summary.thrash_free_budget, std::numeric_limits<std::size_t>::max());
 }
 
 TEST(StepPlanner, OffloadsWhatTheLinkHidesInsteadOfRecomputing) {
