@@ -10,6 +10,7 @@
 #include "calibrate/calibrate.hpp"
 #include "calibrate/kernel_table.hpp"
 #include "calibrate/sim_runs.hpp"
+#include "calibrate/trace_spans.hpp"
 #include "common/files.hpp"
 #include "common/text.hpp"
 #include "memento/backends.hpp"
@@ -31,23 +32,15 @@ Json read_json(const fs::path& path, std::string_view what) {
 }
 
 // Median span seconds of each forward op in `trace` (category "compute").
-std::map<std::string, double> op_times(const fs::path& trace) {
-  const Json j = read_json(trace, "trace");
-  const Json* events = j.is_object() && j.contains("traceEvents") ? &j["traceEvents"] : &j;
-  MEMENTO_EXPECTS(events->is_array(),
-                  fmt::format("the trace \"{}\" has no traceEvents array (a Chrome trace from "
-                              "memento train --trace or compare --out)",
-                              trace.string()),
-                  ConfigError);
+std::map<std::string, double> op_times(const TraceSpans& trace) {
   std::map<std::string, std::vector<double>> spans;
-  for (const Json& e : *events) {
-    if (!e.is_object() || e.value("ph", "") != "X" || e.value("cat", "") != "compute") continue;
-    if (!e.contains("dur") || !e["dur"].is_number() || !e.contains("name")) continue;
-    spans[e["name"].get<std::string>()].push_back(e["dur"].get<double>() * 1e-6);
-  }
-  MEMENTO_EXPECTS(!spans.empty(),
-                  fmt::format("the trace \"{}\" has no compute spans to fit", trace.string()),
-                  ConfigError);
+  trace.for_each("compute", [&](const Json& e, double, double seconds) {
+    spans[e.at("name").get<std::string>()].push_back(seconds);
+  });
+  MEMENTO_EXPECTS(
+      !spans.empty(),
+      fmt::format("the trace \"{}\" has no compute spans to fit", trace.path().string()),
+      ConfigError);
   std::map<std::string, double> out;
   for (auto& [name, t] : spans) out[name] = median(std::move(t));
   return out;
@@ -178,11 +171,12 @@ DeviceProfile fit_device_spans(const fs::path& results, const fs::path& trace,
 
 DeviceProfile fit_profile(const fs::path& results, const fs::path& trace, const DeviceProfile& base,
                           const Progress& progress) {
-  std::vector<KernelSample> spans = kernel_spans(trace, first_step_end(trace));
-  if (spans.empty()) spans = kernel_spans(trace, 0);  // a one-step run: its only step
+  const TraceSpans file(trace);
+  std::vector<KernelSample> spans = file.kernels(file.first_step_end());
+  if (spans.empty()) spans = file.kernels(0);  // a one-step run: its only step
   if (!spans.empty()) return fit_device_spans(results, trace, base, spans, progress);
   const nn::Gpt2Config model = workload_of(results);
-  const std::map<std::string, double> measured = op_times(trace);
+  const std::map<std::string, double> measured = op_times(file);
   // The kernels of one step and their costs, from the model on the datasheet profile.
   DeviceProfile unbounded = base;
   unbounded.capacity = std::max(base.capacity, std::size_t{1} << 50);

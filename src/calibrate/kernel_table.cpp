@@ -8,12 +8,12 @@
 #include <cerrno>
 #include <cstring>
 #include <map>
-#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <system_error>
 #include <tuple>
 
+#include "calibrate/trace_spans.hpp"
 #include "common/files.hpp"
 #include "common/text.hpp"
 #include "memento/caching_allocator.hpp"
@@ -96,7 +96,7 @@ TimedTraining time_training(Backend& backend, const nn::Gpt2Config& model, int s
     if (stream) rt.flush_trace();
   }
   if (stream) {
-    out.kernels = kernel_spans(trace->path, from);
+    out.kernels = TraceSpans(trace->path).kernels(from);
     MEMENTO_EXPECTS(!out.kernels.empty(),
                     fmt::format("calibrate: the runtime's trace on {} has no device spans (its "
                                 "kernels cannot be timed in stream order here); accepted: "
@@ -106,68 +106,6 @@ TimedTraining time_training(Backend& backend, const nn::Gpt2Config& model, int s
     out.kernel_gap = mean_kernel_gap(out.kernels);
   }
   out.launch_latency = median(std::move(issue));
-  return out;
-}
-
-namespace {
-
-using Json = nlohmann::json;
-
-// The events of a Chrome trace: the "traceEvents" of the object format, or the array format.
-Json read_trace(const std::filesystem::path& trace) {
-  Json j;
-  try {
-    j = Json::parse(files::read(trace, "trace"));
-  } catch (const Json::exception& e) {
-    MEMENTO_FAIL(ConfigError, fmt::format("the trace \"{}\" is not JSON: {}", trace.string(),
-                                          text::printable(e.what())));
-  }
-  if (j.is_object() && j.contains("traceEvents") && j["traceEvents"].is_array())
-    return std::move(j["traceEvents"]);
-  MEMENTO_EXPECTS(j.is_array(),
-                  fmt::format("the trace \"{}\" has no traceEvents array (a Chrome trace from "
-                              "memento train --trace or compare --out)",
-                              trace.string()),
-                  ConfigError);
-  return j;
-}
-
-// Calls `each` on every complete span ("ph": "X") of `category`; a span whose fields have the
-// wrong types is a ConfigError naming the trace and the event.
-template <class Each>
-void for_each_span(const std::filesystem::path& trace, std::string_view category, Each&& each) {
-  const Json events = read_trace(trace);
-  for (std::size_t i = 0; i < events.size(); ++i) {
-    const Json& e = events[i];
-    if (!e.is_object() || !e.contains("cat") || e["cat"] != category || !e.contains("ph") ||
-        e["ph"] != "X")
-      continue;
-    try {
-      each(e, e.at("ts").get<double>() * 1e-6, e.at("dur").get<double>() * 1e-6);
-    } catch (const Json::exception& ex) {
-      MEMENTO_FAIL(ConfigError,
-                   fmt::format("the trace \"{}\": event {} ({} span): {}", trace.string(), i,
-                               category, text::printable(ex.what())));
-    }
-  }
-}
-
-}  // namespace
-
-std::vector<KernelSample> kernel_spans(const std::filesystem::path& trace, double from_seconds) {
-  std::vector<KernelSample> out;
-  for_each_span(trace, "kernel", [&](const Json& e, double start, double seconds) {
-    if (start < from_seconds) return;
-    const Json& args = e.at("args");
-    KernelSample s;
-    s.name = args.contains("kernel") ? args["kernel"].get<std::string>()
-                                     : e.at("name").get<std::string>();
-    s.cost = {args.at("flops").get<double>(), args.at("bytes").get<double>(),
-              args.at("tensor_cores").get<bool>()};
-    s.seconds = seconds;
-    s.start = start;
-    out.push_back(std::move(s));
-  });
   return out;
 }
 
@@ -186,19 +124,6 @@ double mean_kernel_gap(std::vector<KernelSample> spans) {
   double sum = 0;
   for (std::size_t i = 0; i < kept; ++i) sum += gaps[i];
   return sum / static_cast<double>(kept);
-}
-
-double first_step_end(const std::filesystem::path& trace) {
-  double first_start = 0, end = 0;
-  bool found = false;
-  for_each_span(trace, "step", [&](const Json&, double start, double seconds) {
-    if (!found || start < first_start) {
-      first_start = start;
-      end = start + seconds;
-      found = true;
-    }
-  });
-  return end;
 }
 
 std::vector<MeasuredKernel> median_kernels(const std::vector<KernelSample>& samples,

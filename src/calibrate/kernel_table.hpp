@@ -34,19 +34,11 @@ struct TimedTraining {
 [[nodiscard]] TimedTraining time_training(Backend& backend, const nn::Gpt2Config& model, int steps,
                                           std::uint64_t seed, KernelTiming timing);
 
-/// The kernel spans (category "kernel", as the runtime's trace writes them) of the Chrome
-/// trace `trace` that start at or after `from_seconds` on the trace's clock. ConfigError
-/// naming the file when it is not a trace.
-[[nodiscard]] std::vector<KernelSample> kernel_spans(const std::filesystem::path& trace,
-                                                     double from_seconds = 0);
 /// The mean gap between each device span's end and the next one's start (spans sorted by
 /// start; overlapping ones give no gap), over the shortest nine tenths of the gaps (the rest
 /// are waits): what kernels of a stream lose between them to the hand-over and to the host's
 /// issue. 0 with fewer than two spans.
 [[nodiscard]] double mean_kernel_gap(std::vector<KernelSample> spans);
-/// Where the first step of `trace` ends (its first "step" span), in seconds on the trace's
-/// clock; 0 when it has no step spans.
-[[nodiscard]] double first_step_end(const std::filesystem::path& trace);
 
 /// One entry per distinct (name, flops, bytes): the median of its samples' seconds less
 /// `overhead` (not below zero), in first-launch order.

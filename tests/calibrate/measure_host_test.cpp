@@ -11,6 +11,7 @@
 #include "calibrate/calibrate.hpp"
 #include "calibrate/kernel_table.hpp"
 #include "calibrate/sim_runs.hpp"
+#include "calibrate/trace_spans.hpp"
 #include "memento/backends.hpp"
 #include "memento/error.hpp"
 
@@ -86,23 +87,23 @@ TEST(KernelSpans, ReadsKernelSpansFromATraceAndSaysWhatIsWrong) {
     {"ph": "X", "cat": "step", "name": "step 1", "ts": 1800000, "dur": 900000},
     {"ph": "X", "cat": "step", "name": "step 0", "ts": 5, "dur": 1500000},
     {"ph": "X", "cat": "compute", "name": "gelu", "ts": 2000000, "dur": 9}]})";
-  EXPECT_DOUBLE_EQ(first_step_end(path), 1.500005);
-  const std::vector<KernelSample> all = kernel_spans(path);
+  EXPECT_DOUBLE_EQ(TraceSpans(path).first_step_end(), 1.500005);
+  const std::vector<KernelSample> all = TraceSpans(path).kernels();
   ASSERT_EQ(all.size(), 2u);
   EXPECT_EQ(all[0].name, "gelu");
   EXPECT_DOUBLE_EQ(all[0].seconds, 4e-6);
   EXPECT_DOUBLE_EQ(all[0].start, 10e-6);
   EXPECT_EQ(all[1].cost.tensor_cores, true);
   EXPECT_DOUBLE_EQ(all[1].cost.bytes, 24);
-  const std::vector<KernelSample> later = kernel_spans(path, 1.0);  // from 1 s on
+  const std::vector<KernelSample> later = TraceSpans(path).kernels(1.0);  // from 1 s on
   ASSERT_EQ(later.size(), 1u);
   EXPECT_EQ(later[0].name, "linear 1x2x3");
   std::ofstream(path) << "[1, 2]";  // the array format, with no spans
-  EXPECT_TRUE(kernel_spans(path).empty());
+  EXPECT_TRUE(TraceSpans(path).kernels().empty());
   const auto expect_error = [&](const char* text, const char* says) {
     std::ofstream(path) << text;
     try {
-      (void)kernel_spans(path);
+      (void)TraceSpans(path).kernels();
       ADD_FAILURE() << "accepted: " << text;
     } catch (const ConfigError& e) {
       EXPECT_NE(std::string(e.what()).find(says), std::string::npos) << e.what();
