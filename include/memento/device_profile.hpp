@@ -76,14 +76,15 @@ struct DeviceProfile {
   /// compute engine. Measured as the fraction of the shorter of the two that hid under the
   /// other.
   double copy_overlap = 1;
-  /// How many times longer a host-device copy takes while kernels run than alone: 1 on a GPU
-  /// (its DMA engines are its own); more on a CPU "device", whose copies need cores and
-  /// memory bandwidth that its kernels use too.
+  /// How many times longer a host-device copy takes while kernels run than alone (measured
+  /// under a run of kernels longer than the copy): 1 on a GPU (its DMA engines are its own);
+  /// more on a CPU "device", whose copies need cores and memory bandwidth its kernels use.
   double copy_slowdown_under_kernels = 1;
-  /// How many times longer the longer of an h2d and a d2h copy takes when both run at once:
-  /// 1 for a full-duplex link with an engine each way, up to 2 where both directions share
-  /// one (a CPU's memory bus). The sim stretches the part of a copy that runs while the
-  /// compute engine, or the other direction's engine, is busy by these factors.
+  /// How many times slower a copy moves while the other direction's engine is busy: 1 for a
+  /// full-duplex link with an engine each way; large where both directions share one (a
+  /// CPU's memory bus). The sim slows the later-issued copy of two, so calibrate converts
+  /// the pair it times (sim::both_ways_factor). Both factors apply to the part of a copy
+  /// that runs beside the busy engine.
   double copy_slowdown_both_ways = 1;
   /// Host seconds from the end of the work a blocking synchronize waited for to the host
   /// going on (a thread woken on a CPU; the driver's completion signal on a GPU). The

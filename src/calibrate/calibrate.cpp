@@ -11,6 +11,7 @@
 #include <functional>
 #include <vector>
 
+#include "backends/sim/copy_contention.hpp"
 #include "calibrate/kernel_table.hpp"
 #include "memento/error.hpp"
 #include "nn/kernels/cpu/adamw_host.hpp"
@@ -134,14 +135,16 @@ void measure_links(Links& l, DeviceProfile& p) {
   // A device-to-device copy reads and writes.
   p.hbm_bandwidth =
       2 * n / median_ratio(repeats, [&] { return l.once({CopyKind::device_to_device}); });
-  p.copy_slowdown_both_ways =
-      std::max(1.0, median_ratio(repeats, [&] {
-                 const double alone = std::max(l.once({CopyKind::host_to_device}),
-                                               l.once({CopyKind::device_to_host}));
-                 return l.once({CopyKind::host_to_device, CopyKind::device_to_host}) / alone;
-               }));
-  say(l.o, fmt::format("links: h2d {:.1f} GB/s, d2h {:.1f} GB/s, both at once {:.2f}x the "
-                       "longer alone; device memory copy {:.1f} GB/s",
+  // Both ways at once, h2d issued first: the factor by which the sim must slow the later
+  // copy to end the pair when it ended here.
+  p.copy_slowdown_both_ways = median_ratio(repeats, [&] {
+    const double up = l.once({CopyKind::host_to_device});
+    const double down = l.once({CopyKind::device_to_host});
+    return sim::both_ways_factor(up, down,
+                                 l.once({CopyKind::host_to_device, CopyKind::device_to_host}));
+  });
+  say(l.o, fmt::format("links: h2d {:.1f} GB/s, d2h {:.1f} GB/s; both at once, the later "
+                       "moves {:.2f}x slower beside the other; device memory copy {:.1f} GB/s",
                        p.h2d_bandwidth / 1e9, p.d2h_bandwidth / 1e9, p.copy_slowdown_both_ways,
                        p.hbm_bandwidth / 1e9));
 }
@@ -160,7 +163,12 @@ void measure_copies_under_kernels(Links& l, DeviceProfile& p) {
   const Storage in[2] = {{m.device[0], mat}, {m.device[1], mat}};
   const Kernel gemm = op->make_kernel(in, {m.device[2], mat}, RngState{});
   const Stream compute = Backend::default_stream();
-  const double one = timed(b, compute, l.o.repeats, [&] { b.launch(compute, gemm); });
+  // One product's time, from ten back to back (a single one would carry the round trip).
+  const double one = timed(b, compute, l.o.repeats,
+                           [&] {
+                             for (int i = 0; i < 10; ++i) b.launch(compute, gemm);
+                           }) /
+                     10;
   const double copy = l.once({CopyKind::device_to_host});
   const int count = std::clamp(static_cast<int>(copy / std::max(one, 1e-9)), 1, 10000);
   const auto gemms = [&](int times) {

@@ -25,8 +25,8 @@ void summarise(const DeviceProfile& p, const std::string& out) {
   fmt::print("  rates      matrix {:.3g} FLOP/s, vector {:.3g} FLOP/s, memory {:.3g} B/s\n",
              p.matrix_flops, p.vector_flops, p.hbm_bandwidth);
   fmt::print(
-      "  link       h2d {:.3g} B/s, d2h {:.3g} B/s; both ways at once {:.2f}x as long; copies "
-      "overlap kernels {:.0f}%, take {:.2f}x as long under them\n",
+      "  link       h2d {:.3g} B/s, d2h {:.3g} B/s; a copy beside the other way's {:.2f}x "
+      "slower; copies overlap kernels {:.0f}%, take {:.2f}x as long under them\n",
       p.h2d_bandwidth, p.d2h_bandwidth, p.copy_slowdown_both_ways, p.copy_overlap * 100,
       p.copy_slowdown_under_kernels);
   fmt::print(

@@ -24,5 +24,18 @@ TEST(CopyContention, EnginesBusyAtOnceMultiplyTheirFactors) {
   EXPECT_NEAR(stretched(0, 1, {{3, 1}, {1, 1}}), 1, 1e-12);
 }
 
+// The factor calibrate records makes the sim end the pair it timed when it ended: h2d of
+// 1 ms alone issued first, d2h of 1.5 ms alone beside it.
+TEST(CopyContention, TheBothWaysFactorReproducesThePairItWasMeasuredFrom) {
+  for (const double f : {1.0, 1.5, 4.0, 20.0}) {
+    const double together = stretched(0, 1.5, {{1, f}});  // the first ends at 1
+    EXPECT_NEAR(both_ways_factor(1, 1.5, together), f, 1e-9) << f;
+  }
+  EXPECT_EQ(both_ways_factor(1, 0.5, 1.0), 1);  // the second fitted beside the first
+  EXPECT_EQ(both_ways_factor(1, 1, 2.0), 100);  // one after the other: capped
+  EXPECT_EQ(both_ways_factor(1, 1, 2.5), 100);  // slower than serial (noise): capped
+  EXPECT_EQ(both_ways_factor(1, 1, 0.9), 1);    // faster than alone (noise): none
+}
+
 }  // namespace
 }  // namespace memento::sim

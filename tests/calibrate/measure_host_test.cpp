@@ -3,11 +3,13 @@
 // is measured by scripts/calibration_check.py, not asserted: timings here are noisy.)
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <set>
 #include <string>
 
+#include "backends/sim/sim_backend.hpp"
 #include "calibrate/calibrate.hpp"
 #include "calibrate/kernel_table.hpp"
 #include "calibrate/sim_runs.hpp"
@@ -38,9 +40,11 @@ TEST(MeasureHost, EveryProbeAndEveryKernelOfTheStep) {
   EXPECT_GT(p.host_optimizer_bandwidth, 0);
   EXPECT_GE(p.copy_overlap, 0);
   EXPECT_LE(p.copy_overlap, 1);
-  EXPECT_GE(p.copy_slowdown_under_kernels, 1);
-  EXPECT_GE(p.copy_slowdown_both_ways, 1);
-  EXPECT_GE(p.sync_latency, 0);
+  // The contention figures the sim reads (it rejects what is out of range).
+  EXPECT_TRUE(std::isfinite(p.copy_slowdown_under_kernels));
+  EXPECT_TRUE(std::isfinite(p.copy_slowdown_both_ways));
+  EXPECT_TRUE(std::isfinite(p.sync_latency));
+  EXPECT_NO_THROW(SimBackend{p});
   EXPECT_GT(p.kernel_gap, 0);  // a CPU stream worker hands over between kernels
   EXPECT_EQ(p.capacity, host->info().capacity);
   EXPECT_NE(p.source.find("measured by memento calibrate on host"), std::string::npos);

@@ -113,6 +113,13 @@ TEST_F(ProfileFile, MalformedFilesAreNamedWithWhatIsWrong) {
   const std::string fast = "\"copy_slowdown_both_ways\": 1.75";
   slowdown.replace(slowdown.find(fast), fast.size(), "\"copy_slowdown_both_ways\": 0.5");
   expect_error(slowdown, "\"copy_slowdown_both_ways\" is 0.5; accepted: a number >= 1");
+  std::string zero = good;
+  const std::string under = "\"copy_slowdown_under_kernels\": 1.5";
+  zero.replace(zero.find(under), under.size(), "\"copy_slowdown_under_kernels\": \"x\"");
+  expect_error(zero, "\"copy_slowdown_under_kernels\" is missing or not a number");
+  std::string gap = good;
+  gap.insert(gap.find("\"kernel_gap_s\": ") + 16, "-");
+  expect_error(gap, "kernel_gap_s");
   std::string latency = good;
   latency.insert(latency.find("\"sync_latency_s\": ") + 18, "-");
   expect_error(latency, "sync_latency_s");

@@ -3,6 +3,9 @@
 // wait, and the gap between kernels.
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <limits>
+
 #include "backends/sim/sim_backend.hpp"
 #include "memento/device_profile.hpp"
 #include "memento/error.hpp"
@@ -139,10 +142,49 @@ TEST(SimCopies, ProfilesWithoutTheContentionFiguresReadAsADatasheetGpus) {
   EXPECT_EQ(q.kernel_gap, 0);
 }
 
-TEST(SimCopies, RejectsASlowdownBelowOne) {
+// The unhidden part of a copy occupies the compute engine but is not a kernel: a copy issued
+// after it is slowed only by the other direction, not as if kernels ran.
+TEST(SimCopies, OnlyKernelsSlowCopiesAsKernels) {
   DeviceProfile p = profile();
-  p.copy_slowdown_under_kernels = 0.5;
-  EXPECT_THROW(SimBackend{p}, ConfigError);
+  p.copy_overlap = 0;
+  p.copy_slowdown_under_kernels = 4;
+  Copies c(p);
+  c.h2d();  // 0-1 ms; the compute engine busy with its unhidden part until 1 ms
+  c.d2h();
+  EXPECT_NEAR(c.sim.stream_time(c.down), 1e-3, 1e-15);
+}
+
+// A wait for an event the host has passed raises the stream's tail to it without a stall;
+// synchronize_all over streams of different tails wakes the host once, after the last.
+TEST(SimCopies, WaitsWithoutAStallAndSynchronizeAllChargeNoExtraLatency) {
+  DeviceProfile p = profile();
+  p.sync_latency = 20e-6;
+  Copies c(p);
+  c.d2h();  // ends at 1 ms
+  const Event done = c.sim.create_event();
+  c.sim.record(done, c.down);
+  c.sim.advance_host(2e-3);
+  const Stream other = c.sim.create_stream();
+  c.sim.wait(other, done);
+  EXPECT_NEAR(c.sim.stream_time(other), 1e-3, 1e-15);
+  EXPECT_EQ(*c.sim.stalled_seconds(other), 0);
+  c.h2d();  // issued at 2 ms: ends at 3 ms
+  c.sim.synchronize_all();
+  EXPECT_NEAR(c.sim.now(), 3e-3 + 20e-6, 1e-15);
+  c.sim.destroy_event(done);
+}
+
+TEST(SimCopies, RejectsFiguresOutsideTheirRange) {
+  const auto rejected = [](auto&& set) {
+    DeviceProfile p = profile();
+    set(p);
+    EXPECT_THROW(SimBackend{p}, ConfigError);
+  };
+  rejected([](DeviceProfile& p) { p.copy_slowdown_under_kernels = 0.5; });
+  rejected([](DeviceProfile& p) { p.copy_slowdown_both_ways = 0.99; });
+  rejected([](DeviceProfile& p) { p.copy_slowdown_both_ways = std::nan(""); });
+  rejected([](DeviceProfile& p) { p.sync_latency = -1e-6; });
+  rejected([](DeviceProfile& p) { p.kernel_gap = std::numeric_limits<double>::infinity(); });
 }
 
 }  // namespace

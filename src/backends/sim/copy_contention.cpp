@@ -23,4 +23,17 @@ double stretched(double start, double seconds, std::initializer_list<Busy> busy)
   return t + left - start;
 }
 
+double both_ways_factor(double first, double second, double together) {
+  // The second moves first / f of its work while the first runs, the rest after it:
+  // together = first + (second - first / f) when second > first / f; so f = first /
+  // (first + second - together).
+  // When the pair ended with the first, the second fitted beside it at any factor up to
+  // first / second: no contention is seen.
+  constexpr double kMost = 100;
+  if (together <= first) return 1;
+  const double hidden = first + second - together;
+  if (hidden * kMost <= first) return kMost;
+  return std::clamp(first / hidden, 1.0, kMost);
+}
+
 }  // namespace memento::sim

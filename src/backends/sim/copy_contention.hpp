@@ -17,4 +17,10 @@ struct Busy {
 /// none is, goes at the full rate.
 [[nodiscard]] double stretched(double start, double seconds, std::initializer_list<Busy> busy);
 
+/// The factor that makes `stretched` reproduce a pair of copies timed together: the first,
+/// `first` seconds alone, runs unslowed (issued first, its end is fixed); the second,
+/// `second` alone, runs slowed beside it and ends `together` after both started. At least
+/// 1 (no contention); at most 100 (the two all but serialise).
+[[nodiscard]] double both_ways_factor(double first, double second, double together);
+
 }  // namespace memento::sim

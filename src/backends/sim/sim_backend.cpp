@@ -4,9 +4,10 @@
 // time per stream: the virtual time at which the work submitted to that stream so far ends.
 // - Issuing a kernel or a copy costs the host the profile's launch latency
 //   (host_time += latency), like cudaLaunchKernel / cudaMemcpyAsync do.
-// - The op starts at max(stream tail, engine tail, host_time): after earlier work on its
-//   stream, after earlier work on the hardware engine it needs, and not before the host
-//   issued it. It ends `duration` later; the stream tail and the engine tail become that.
+// - The op starts at max(stream tail, engine tail (+ kernel_gap for a kernel), host_time):
+//   after earlier work on its stream, after earlier work on the hardware engine it needs,
+//   and not before the host issued it. It ends `duration` later; the stream tail and the engine
+//   tail become that.
 // - Engines, as on a real GPU: one compute engine (kernels from all streams serialize on it,
 //   which is what large training kernels that fill the GPU do), and one DMA copy engine per
 //   direction, so an h2d copy overlaps a d2h copy and both overlap kernels. Engines are
@@ -20,16 +21,21 @@
 //   calibrate) adds measured kernels, per-name efficiencies and a per-kernel overhead. A
 //   zero-cost kernel takes no device time (only the launch latency on the host).
 // - A calibrated profile (a CPU "device" with few cores, whose copies share cores and
-//   memory bandwidth with its kernels and with each other) changes copies three ways: the
-//   part of a copy that does not hide under kernels (1 - copy_overlap of it) also takes the
-//   compute engine; the part that runs while the compute engine is busy takes
-//   copy_slowdown_under_kernels times longer; the part that runs while the other
-//   direction's engine is busy, copy_slowdown_both_ways times longer. A datasheet GPU's
-//   are 1, 1, 1: copies run beside kernels at the link's rate. A kernel starts no sooner
-//   than kernel_gap after the compute engine's previous work (a CPU worker's hand-over, a
-//   GPU's launch gap; 0 on a datasheet profile). Segment allocation and
-//   release cost the host what they measured (cudaMalloc blocks), and a host or stream
-//   that waited resumes sync_latency after what it waited for.
+//   memory bandwidth with its kernels and with each other) changes copies three ways:
+//   * the part of a copy that runs while a kernel runs (until the last issued kernel's
+//     end) moves copy_slowdown_under_kernels times slower, and the part that runs while
+//     the other direction's engine is busy copy_slowdown_both_ways times slower (both at
+//     once: the product). Only the copy issued later is slowed: the earlier one's end is
+//     already fixed, which calibrate's conversion of the pair it times accounts for;
+//   * 1 - copy_overlap of the copy's time, which did not hide under kernels, is appended to
+//     the compute engine (after the kernels queued there, if any: it delays the kernels
+//     issued after the copy);
+//   A datasheet GPU's factors are 1, 1 and copy_overlap 1: copies run beside kernels at the
+//   link's rate. Further, a kernel starts no sooner than kernel_gap after the compute
+//   engine's previous work (what a real stream loses between kernels on average; 0 on a
+//   datasheet profile); segment allocation and release cost the host what they measured
+//   (cudaMalloc blocks); and a host or stream that had to wait resumes sync_latency after
+//   what it waited for.
 // - Copy duration: h2d and d2h bytes / the link bandwidth of that direction; d2d runs on the
 //   compute engine (a copy kernel reads and writes: 2 * bytes / hbm_bandwidth); h2h is a
 //   host memcpy at hbm speed on no engine (ordered by its stream only). A zero-byte copy is
@@ -300,9 +306,10 @@ void SimBackend::wait(Stream stream, Event event) {
   // stalls it for whatever the event lies beyond that, and a stalled stream resumes
   // sync_latency after the event (its worker woken on a CPU).
   const double stall = time - std::max(tail, host_time_);
+  tail = std::max(tail, time);
   if (stall > 0) {
     stream_stalls_[stream.id] += stall + profile_.sync_latency;
-    tail = time + profile_.sync_latency;
+    tail += profile_.sync_latency;
   }
 }
 
@@ -340,7 +347,7 @@ void SimBackend::issue_copy_locked(Stream stream, double* engine, double seconds
   const double other = engine == &h2d_engine_ ? d2h_engine_ : h2d_engine_;
   issue_locked(stream, engine,
                sim::stretched(start, seconds,
-                              {{compute_engine_, profile_.copy_slowdown_under_kernels},
+                              {{kernels_until_, profile_.copy_slowdown_under_kernels},
                                {other, profile_.copy_slowdown_both_ways}}));
   // The part of the copy that does not hide under kernels takes the compute engine too.
   const double unhidden = (1 - profile_.copy_overlap) * seconds;
@@ -409,6 +416,7 @@ void SimBackend::launch(Stream stream, Kernel kernel) {
   const double duration = profile_.kernel_seconds(kernel.name, cost);
   std::lock_guard lock(mutex_);
   issue_locked(stream, &compute_engine_, duration, profile_.kernel_gap);
+  kernels_until_ = compute_engine_;
   ++kernels_launched_;
   kernel_nanoseconds_ += whole_nanoseconds(duration);
 }

@@ -103,7 +103,8 @@ class SimBackend final : public Backend {
   Region device_;
   Region pinned_;
   double host_time_ = 0;
-  double compute_engine_ = 0;  // kernels and device-to-device copies
+  double compute_engine_ = 0;  // kernels, device-to-device copies, copies' unhidden parts
+  double kernels_until_ = 0;   // the end of the last kernel (what slows copies beside it)
   double h2d_engine_ = 0;
   double d2h_engine_ = 0;
   double cpu_engine_ = 0;                             // host tasks (launch_host) from every stream
