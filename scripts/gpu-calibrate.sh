@@ -54,8 +54,12 @@ for sim in "sim:$out/device-profile.json" "sim:$out/fit-profile.json" "sim:$base
   "$memento" compare --device "$sim" "${workload[@]}" "${runs[@]}" --out "$out/compare-$name" \
     > "$out/compare-$name.txt" 2>&1
 done
-# The traces are large: keep the unlimited one of the cuda run, drop the rest.
-find "$out" -name 'trace-*.json' ! -path '*/compare-device/trace-unlimited.json' -delete
+# The traces are large: keep the cuda run's unlimited one (the fit's input) and its and the
+# fitted sim's none at 70% (the H200 paid about twice the sim's time per recompute: their
+# device spans show where), drop the rest.
+find "$out" -name 'trace-*.json' ! -path '*/compare-device/trace-unlimited.json' \
+  ! -path '*/compare-device/trace-none-70pct.json' \
+  ! -path '*/compare-fit-profile/trace-none-70pct.json' -delete
 python3 - "$out" "$base" <<'PY' | tee "$out/table.txt"
 import json, os, sys
 out, base = sys.argv[1], sys.argv[2]
