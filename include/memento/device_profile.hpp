@@ -83,8 +83,8 @@ struct DeviceProfile {
   /// How many times slower a copy moves while the other direction's engine is busy: 1 for a
   /// full-duplex link with an engine each way; large where both directions share one (a
   /// CPU's memory bus). The sim slows the later-issued copy of two, so calibrate converts
-  /// the pair it times (sim::both_ways_factor). Both factors apply to the part of a copy
-  /// that runs beside the busy engine.
+  /// the pair it times (sim::both_ways_factor: exact for copies of equal length alone, as
+  /// the probe's are). Both factors apply to the part of a copy beside the busy engine.
   double copy_slowdown_both_ways = 1;
   /// Host seconds from the end of the work a blocking synchronize waited for to the host
   /// going on (a thread woken on a CPU; the driver's completion signal on a GPU). The

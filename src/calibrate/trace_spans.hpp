@@ -16,7 +16,8 @@ namespace memento::calibrate {
 class TraceSpans {
  public:
   /// Reads `path`: a Chrome trace in the object format ("traceEvents") or the array format.
-  /// ConfigError naming the file when it cannot be read, is not JSON or has no events.
+  /// ConfigError naming the file when it cannot be read, is not JSON or holds no event array
+  /// (an empty one is a trace without spans).
   explicit TraceSpans(std::filesystem::path path);
   ~TraceSpans();
   TraceSpans(const TraceSpans&) = delete;

@@ -13,6 +13,7 @@
 #include "calibrate/calibrate.hpp"
 #include "calibrate/sim_runs.hpp"
 #include "memento/device_profile.hpp"
+#include "memento/error.hpp"
 
 namespace memento::calibrate {
 namespace {
@@ -94,6 +95,24 @@ namespace {
 
 // Out of sample: the profile fitted on eager attention predicts the run with fused
 // attention (a kernel the trace never measured), recorded on the same GPU.
+// A blocking trace whose compute span has a malformed field is named, not skipped.
+TEST(H200FitMalformed, AComputeSpanWithABadFieldIsNamed) {
+  const auto path = std::filesystem::temp_directory_path() /
+                    ("memento_bad_trace_" +
+                     std::to_string(::testing::UnitTest::GetInstance()->random_seed()) + ".json");
+  std::ofstream(path) << R"({"traceEvents": [
+    {"ph": "X", "cat": "compute", "name": "layernorm", "ts": 1, "dur": 5},
+    {"ph": "X", "cat": "compute", "name": "gelu", "ts": 9, "dur": "long"}]})";
+  try {
+    (void)fit_profile(kData + "compare-cuda-b8-results.json", path, find_device_profile("h200"));
+    ADD_FAILURE() << "a malformed compute span was accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("event 1 (compute span)"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(path.string()), std::string::npos) << e.what();
+  }
+  std::filesystem::remove(path);
+}
+
 // Results that record what the backend stated give the profile those rates.
 TEST(H200FitStatedRates, ComeFromTheResults) {
   nlohmann::json j = results();

@@ -152,6 +152,14 @@ TEST(SimCopies, OnlyKernelsSlowCopiesAsKernels) {
   c.h2d();  // 0-1 ms; the compute engine busy with its unhidden part until 1 ms
   c.d2h();
   EXPECT_NEAR(c.sim.stream_time(c.down), 1e-3, 1e-15);
+  // A device-to-device copy is a copy kernel: a d2h copy beside it is slowed (its 2 ms at a
+  // quarter of the rate do half of the d2h copy; the other half takes 0.5 ms).
+  p.hbm_bandwidth = static_cast<double>(kBytes) / 1e-3;  // a 1 MiB d2d copy: 2 ms
+  Copies d(p);
+  d.sim.copy_async(d.device, static_cast<char*>(d.device) + kBytes, kBytes,
+                   CopyKind::device_to_device, Backend::default_stream());
+  d.d2h();
+  EXPECT_NEAR(d.sim.stream_time(d.down), 2.5e-3, 1e-15);
 }
 
 // A wait for an event the host has passed raises the stream's tail to it without a stall;

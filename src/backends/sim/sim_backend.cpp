@@ -4,7 +4,8 @@
 // time per stream: the virtual time at which the work submitted to that stream so far ends.
 // - Issuing a kernel or a copy costs the host the profile's launch latency
 //   (host_time += latency), like cudaLaunchKernel / cudaMemcpyAsync do.
-// - The op starts at max(stream tail, engine tail (+ kernel_gap for a kernel), host_time):
+// - The op starts at max(stream tail, engine tail (+ kernel_gap for a kernel after the
+//   engine's first work), host_time):
 //   after earlier work on its stream, after earlier work on the hardware engine it needs,
 //   and not before the host issued it. It ends `duration` later; the stream tail and the engine
 //   tail become that.
@@ -22,10 +23,10 @@
 //   zero-cost kernel takes no device time (only the launch latency on the host).
 // - A calibrated profile (a CPU "device" with few cores, whose copies share cores and
 //   memory bandwidth with its kernels and with each other) changes copies three ways:
-//   * the part of a copy that runs while a kernel runs (until the last issued kernel's
-//     end) moves copy_slowdown_under_kernels times slower, and the part that runs while
-//     the other direction's engine is busy copy_slowdown_both_ways times slower (both at
-//     once: the product). Only the copy issued later is slowed: the earlier one's end is
+//   * the part of a copy that runs while a kernel runs (until the last issued kernel's or
+//     device-to-device copy's end) moves copy_slowdown_under_kernels times slower, and the part
+//     that runs while the other direction's engine is busy copy_slowdown_both_ways times slower
+//     (both at once: the product). Only the copy issued later is slowed: the earlier one's end is
 //     already fixed, which calibrate's conversion of the pair it times accounts for;
 //   * 1 - copy_overlap of the copy's time, which did not hide under kernels, is appended to
 //     the compute engine (after the kernels queued there, if any: it delays the kernels
@@ -390,8 +391,9 @@ void SimBackend::copy_async(void* dst, const void* src, std::size_t bytes, CopyK
     case CopyKind::device_to_host:
       issue_copy_locked(stream, &d2h_engine_, b / profile_.d2h_bandwidth);
       return;
-    case CopyKind::device_to_device:
+    case CopyKind::device_to_device:  // a copy kernel
       issue_locked(stream, &compute_engine_, 2 * b / profile_.hbm_bandwidth);
+      kernels_until_ = compute_engine_;
       return;
     case CopyKind::host_to_host:
       issue_locked(stream, nullptr, b / profile_.hbm_bandwidth);

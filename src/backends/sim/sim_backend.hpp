@@ -90,8 +90,8 @@ class SimBackend final : public Backend {
   // The operation starts no sooner than `gap` after the engine's earlier work ends.
   void issue_locked(Stream stream, double* engine, double duration, double gap = 0);
   // Issues an h2d or d2h copy of `seconds` at the full link rate on `engine`, slowed while
-  // the compute engine or the other direction's engine is busy; the part that does not hide
-  // under kernels also takes the compute engine.
+  // a kernel runs (until kernels_until_) or the other direction's engine is busy; the part
+  // that does not hide under kernels also takes the compute engine.
   void issue_copy_locked(Stream stream, double* engine, double seconds);
   // Blocks the host until `time`: where it had to wait, it resumes sync_latency later.
   void wait_until_locked(double time);
@@ -104,7 +104,7 @@ class SimBackend final : public Backend {
   Region pinned_;
   double host_time_ = 0;
   double compute_engine_ = 0;  // kernels, device-to-device copies, copies' unhidden parts
-  double kernels_until_ = 0;   // the end of the last kernel (what slows copies beside it)
+  double kernels_until_ = 0;   // the end of the last kernel or device-to-device copy
   double h2d_engine_ = 0;
   double d2h_engine_ = 0;
   double cpu_engine_ = 0;                             // host tasks (launch_host) from every stream
