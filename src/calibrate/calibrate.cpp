@@ -118,26 +118,26 @@ struct Links {
   }
 };
 
-// The median over `repeats` of `ratio()`: each repeat times what it compares back to back,
-// so that a slow spell of a shared machine falls on both sides of a ratio.
-template <class Ratio>
-double median_ratio(int repeats, Ratio&& ratio) {
+// The median over `repeats` of `measure()`. Where it returns a ratio, each repeat times what
+// it compares back to back, so that a slow spell of a shared machine falls on both sides.
+template <class Measure>
+double median_of(int repeats, Measure&& measure) {
   std::vector<double> r;
-  for (int i = 0; i < repeats; ++i) r.push_back(ratio());
+  for (int i = 0; i < repeats; ++i) r.push_back(measure());
   return median(std::move(r));
 }
 
 void measure_links(Links& l, DeviceProfile& p) {
   const double n = static_cast<double>(l.o.copy_bytes);
   const int repeats = l.o.repeats;
-  p.h2d_bandwidth = n / median_ratio(repeats, [&] { return l.once({CopyKind::host_to_device}); });
-  p.d2h_bandwidth = n / median_ratio(repeats, [&] { return l.once({CopyKind::device_to_host}); });
+  p.h2d_bandwidth = n / median_of(repeats, [&] { return l.once({CopyKind::host_to_device}); });
+  p.d2h_bandwidth = n / median_of(repeats, [&] { return l.once({CopyKind::device_to_host}); });
   // A device-to-device copy reads and writes.
   p.hbm_bandwidth =
-      2 * n / median_ratio(repeats, [&] { return l.once({CopyKind::device_to_device}); });
+      2 * n / median_of(repeats, [&] { return l.once({CopyKind::device_to_device}); });
   // Both ways at once, h2d issued first: the factor by which the sim must slow the later
   // copy to end the pair when it ended here.
-  p.copy_slowdown_both_ways = median_ratio(repeats, [&] {
+  p.copy_slowdown_both_ways = median_of(repeats, [&] {
     const double up = l.once({CopyKind::host_to_device});
     const double down = l.once({CopyKind::device_to_host});
     return sim::both_ways_factor(up, down,
@@ -174,7 +174,7 @@ void measure_copies_under_kernels(Links& l, DeviceProfile& p) {
   const auto gemms = [&](int times) {
     for (int i = 0; i < times * count; ++i) b.launch(compute, gemm);
   };
-  p.copy_overlap = median_ratio(l.o.repeats, [&] {
+  p.copy_overlap = median_of(l.o.repeats, [&] {
     const double kernels = timed(b, compute, 1, [&] { gemms(1); });
     const double alone = l.once({CopyKind::device_to_host});
     const double both = timed(b, compute, 1, [&] {
@@ -185,7 +185,7 @@ void measure_copies_under_kernels(Links& l, DeviceProfile& p) {
     return std::clamp((kernels + alone - both) / std::min(kernels, alone), 0.0, 1.0);
   });
   const auto slowdown = [&](CopyKind kind) {
-    return median_ratio(l.o.repeats, [&] {
+    return median_of(l.o.repeats, [&] {
       const double alone = l.once({kind});
       return l.once({kind}, [&] { gemms(4); }) / alone;
     });

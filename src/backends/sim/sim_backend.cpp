@@ -331,25 +331,28 @@ double SimBackend::event_time(Event event) const {
 
 // ---- work ------------------------------------------------------------------------------
 
-void SimBackend::issue_locked(Stream stream, double* engine, double duration, double gap) {
-  double& tail = tail_locked(stream);
+double SimBackend::start_locked(Stream stream, const double* engine, double gap) {
   host_time_ += profile_.launch_latency;
-  double start = std::max(tail, host_time_);
+  double start = std::max(tail_locked(stream), host_time_);
   // An engine at 0 has done nothing yet: no earlier work to hand over from.
   if (engine != nullptr) start = std::max(start, *engine > 0 ? *engine + gap : 0.0);
-  tail = start + duration;
-  if (engine != nullptr) *engine = tail;
+  return start;
+}
+
+void SimBackend::issue_locked(Stream stream, double* engine, double duration, double gap) {
+  const double end = start_locked(stream, engine, gap) + duration;
+  tail_locked(stream) = end;
+  if (engine != nullptr) *engine = end;
 }
 
 void SimBackend::issue_copy_locked(Stream stream, double* engine, double seconds) {
-  // The copy's start, as issue_locked will compute it (the launch latency comes first).
-  const double start =
-      std::max({tail_locked(stream), host_time_ + profile_.launch_latency, *engine});
+  const double start = start_locked(stream, engine, 0);
   const double other = engine == &h2d_engine_ ? d2h_engine_ : h2d_engine_;
-  issue_locked(stream, engine,
-               sim::stretched(start, seconds,
-                              {{kernels_until_, profile_.copy_slowdown_under_kernels},
-                               {other, profile_.copy_slowdown_both_ways}}));
+  const double end = start + sim::stretched(start, seconds,
+                                            {{kernels_until_, profile_.copy_slowdown_under_kernels},
+                                             {other, profile_.copy_slowdown_both_ways}});
+  tail_locked(stream) = end;
+  *engine = end;
   // The part of the copy that does not hide under kernels takes the compute engine too.
   const double unhidden = (1 - profile_.copy_overlap) * seconds;
   if (unhidden > 0) compute_engine_ = std::max(compute_engine_, start) + unhidden;

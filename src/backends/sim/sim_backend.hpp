@@ -89,6 +89,9 @@ class SimBackend final : public Backend {
   // non-null: charges the launch latency to the host and advances stream and engine tails.
   // The operation starts no sooner than `gap` after the engine's earlier work ends.
   void issue_locked(Stream stream, double* engine, double duration, double gap = 0);
+  // Charges the launch latency to the host and returns when an operation issued now on
+  // `stream` (and `engine`, when non-null, `gap` after its earlier work) starts.
+  double start_locked(Stream stream, const double* engine, double gap);
   // Issues an h2d or d2h copy of `seconds` at the full link rate on `engine`, slowed while
   // a kernel runs (until kernels_until_) or the other direction's engine is busy; the part
   // that does not hide under kernels also takes the compute engine.
